@@ -1,0 +1,60 @@
+import PriviaCore
+import PriviaEngines
+
+/// What a user asks for in one turn, from any transport.
+public struct TurnRequest: Sendable {
+    public var question: String
+    public var conversationID: String?
+    public var model: String?
+    public var temperature: Double?
+    public var maxTokens: Int?
+
+    public init(question: String, conversationID: String? = nil, model: String? = nil,
+                temperature: Double? = nil, maxTokens: Int? = nil) {
+        self.question = question
+        self.conversationID = conversationID
+        self.model = model
+        self.temperature = temperature
+        self.maxTokens = maxTokens
+    }
+}
+
+/// A turn whose prompt is persisted and whose generation has not started.
+public struct PreparedTurn: Sendable {
+    public var userID: String
+    public var conversationID: String
+    public var userMessageID: String
+    public var request: TurnRequest
+}
+
+/// How a turn ended.
+public struct TurnOutcome: Sendable {
+    public enum Status: String, Sendable { case complete, stopped, failed }
+    public var conversationID: String
+    public var messageID: String
+    public var answer: String
+    public var mode: String
+    public var sources: [String]
+    public var model: String
+    public var status: Status
+    /// Set when the engine failed: the code and message the client sees.
+    public var error: EngineError?
+
+    /// The fields every transport reports when a turn ends.
+    public var doneJSON: JSON {
+        var members: [(String, JSON)] = [
+            ("conversation_id", .string(conversationID)), ("message_id", .string(messageID)),
+            ("mode", .string(mode)), ("sources", .array(sources.map(JSON.string))), ("model", .string(model)),
+            ("status", .string(status.rawValue)),
+        ]
+        if status == .stopped { members.append(("stopped", true)) }
+        return .object(members)
+    }
+}
+
+/// Receives a turn's tokens as they come; returning false stops the generation.
+public protocol TurnSink: AnyObject {
+    func token(_ text: String) -> Bool
+    /// Called while the engine waits; false stops the generation.
+    func keepGoing() -> Bool
+}

@@ -1,0 +1,61 @@
+import Foundation
+
+/// The claims Privia puts in an access token.
+public struct TokenClaims: Equatable, Sendable {
+    public var subject: String
+    public var email: String
+    public var issuedAt: Int
+    public var expiresAt: Int
+    public var tokenID: String
+}
+
+/// JWT (RFC 7519) access tokens signed with HS256, verified strictly: the header must name
+/// HS256 (no `none`, no algorithm switching), the signature is compared in constant time, and
+/// the expiry is checked. Whether the user still exists and the token is not revoked is the
+/// account store's question.
+public struct AccessTokenSigner: Sendable {
+    public static let lifetime = 24 * 60 * 60
+
+    private let key: [UInt8]
+
+    public init(secretKey: String) {
+        precondition(!secretKey.isEmpty, "a signing key is required")
+        key = Array(secretKey.utf8)
+    }
+
+    private static let header = Base64URL.encode(Array(#"{"alg":"HS256","typ":"JWT"}"#.utf8))
+
+    public func issue(subject: String, email: String, now: Int = Int(Date().timeIntervalSince1970)) -> (token: String, claims: TokenClaims) {
+        let claims = TokenClaims(subject: subject, email: email, issuedAt: now, expiresAt: now + Self.lifetime,
+                                 tokenID: Crypto.randomBytes(16).hex)
+        let payload: JSON = [
+            "sub": .string(claims.subject), "email": .string(claims.email),
+            "iat": .int(claims.issuedAt), "exp": .int(claims.expiresAt), "jti": .string(claims.tokenID),
+        ]
+        let signingInput = Self.header + "." + Base64URL.encode(payload.encoded())
+        let signature = Crypto.hmacSHA256(key: key, message: Array(signingInput.utf8))
+        return (signingInput + "." + Base64URL.encode(signature), claims)
+    }
+
+    /// The claims of a well-formed, correctly signed, unexpired token; nil otherwise.
+    public func verify(_ token: String, now: Int = Int(Date().timeIntervalSince1970)) -> TokenClaims? {
+        let parts = token.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count == 3,
+              let headerBytes = Base64URL.decode(parts[0]),
+              let header = try? JSONParser.parse(headerBytes),
+              header["alg"]?.stringValue == "HS256",
+              let signature = Base64URL.decode(parts[2])
+        else { return nil }
+        let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
+        let expected = Crypto.hmacSHA256(key: key, message: signingInput)
+        guard Crypto.constantTimeEquals(signature, expected),
+              let payloadBytes = Base64URL.decode(parts[1]),
+              let payload = try? JSONParser.parse(payloadBytes),
+              let subject = payload["sub"]?.stringValue,
+              let expiresAt = payload["exp"]?.intValue, expiresAt > now
+        else { return nil }
+        return TokenClaims(subject: subject, email: payload["email"]?.stringValue ?? "",
+                           issuedAt: payload["iat"]?.intValue ?? 0, expiresAt: expiresAt,
+                           tokenID: payload["jti"]?.stringValue ?? "")
+    }
+}

@@ -1,0 +1,147 @@
+import Foundation
+
+/// A user's conversations and their messages. Every call takes the owner's id, and anything
+/// the owner does not own is `notFound`, exactly as if it did not exist.
+public final class ConversationStore: Sendable {
+    public static let defaultTitle = "New conversation"
+    public static let maxTitleLength = 200
+
+    private let database: Database
+
+    public init(database: Database) {
+        self.database = database
+    }
+
+    static let summaryColumns = """
+        c.id, c.title, c.status, c.created_at, c.updated_at,
+        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
+        """
+    static func summary(_ row: SQLRow) -> ConversationSummary {
+        ConversationSummary(id: row.string(0), title: row.string(1), status: row.string(2), createdAt: row.string(3),
+                            updatedAt: row.string(4), messageCount: row.int(5))
+    }
+
+    /// The user's empty conversation if there is one, else a new one. The partial unique index
+    /// allows one empty conversation per user, and BEGIN IMMEDIATE serialises the check and the
+    /// insert across processes, so concurrent calls agree on one.
+    public func openEmpty(userID: String, title: String? = nil) throws -> (ConversationSummary, created: Bool) {
+        try database.write { db in try self.openEmpty(db, userID: userID, title: title) }
+    }
+
+    public func openEmpty(_ db: SQLiteConnection, userID: String, title: String?) throws -> (ConversationSummary, created: Bool) {
+        if let existing = try db.first("SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ? AND c.status = 'empty' LIMIT 1",
+                                       [userID], Self.summary) {
+            return (existing, false)
+        }
+        let cleaned = try title.map(Self.validTitle) ?? Self.defaultTitle
+        let now = StoredTime.now()
+        let summary = ConversationSummary(id: newID(), title: cleaned, status: "empty", createdAt: now, updatedAt: now, messageCount: 0)
+        try db.run("INSERT INTO conversations (id, user_id, title, created_at, updated_at, status) VALUES (?, ?, ?, ?, ?, 'empty')",
+                   [summary.id, userID, summary.title, now, now])
+        try WorkspaceEvents.record(db, userID: userID, kind: "conversation.created", payload: ["conversation": summary.json])
+        return (summary, true)
+    }
+
+    /// A page of the user's conversations, newest activity first. `cursor` is the `nextCursor`
+    /// of the previous page; without a limit, the whole list (what Privia's frontend expects).
+    public func list(userID: String, limit: Int? = nil, cursor: String? = nil) throws -> (items: [ConversationSummary], nextCursor: String?) {
+        var sql = "SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ?"
+        var arguments: [SQLBindable] = [userID]
+        if let cursor {
+            guard let (updatedAt, id) = Self.decodeCursor(cursor) else { throw DomainError.invalid("cursor is not valid") }
+            sql += " AND (c.updated_at < ? OR (c.updated_at = ? AND c.id < ?))"
+            arguments += [updatedAt, updatedAt, id]
+        }
+        sql += " ORDER BY c.updated_at DESC, c.id DESC"
+        if let limit {
+            sql += " LIMIT ?"
+            arguments.append(limit + 1)
+        }
+        var items = try database.read { db in try db.all(sql, arguments, Self.summary) }
+        var next: String?
+        if let limit, items.count > limit {
+            items.removeLast(items.count - limit)
+            next = items.last.map { Self.encodeCursor(updatedAt: $0.updatedAt, id: $0.id) }
+        }
+        return (items, next)
+    }
+
+    static func encodeCursor(updatedAt: String, id: String) -> String {
+        Base64URL.encode(Array("\(updatedAt)|\(id)".utf8))
+    }
+
+    static func decodeCursor(_ cursor: String) -> (String, String)? {
+        guard let bytes = Base64URL.decode(Substring(cursor)) else { return nil }
+        let parts = String(decoding: bytes, as: UTF8.self).split(separator: "|", maxSplits: 1)
+        guard parts.count == 2 else { return nil }
+        return (String(parts[0]), String(parts[1]))
+    }
+
+    public func summary(userID: String, id: String) throws -> ConversationSummary {
+        try database.read { db in try self.summary(db, userID: userID, id: id) }
+    }
+
+    public func summary(_ db: SQLiteConnection, userID: String, id: String) throws -> ConversationSummary {
+        guard let found = try db.first("SELECT \(Self.summaryColumns) FROM conversations c WHERE c.id = ? AND c.user_id = ?",
+                                       [id, userID], Self.summary)
+        else { throw DomainError.notFound("Conversation not found") }
+        return found
+    }
+
+    static let messageColumns = "id, role, content, timestamp, mode, sources, model, status"
+    static func message(_ row: SQLRow) -> Message {
+        let sources = row.optionalString(5).flatMap { try? JSONParser.parse($0) }?.arrayValue?.compactMap(\.stringValue)
+        return Message(id: row.string(0), role: row.string(1), content: row.string(2), timestamp: row.string(3),
+                       mode: row.optionalString(4), sources: sources, model: row.optionalString(6), status: row.string(7))
+    }
+
+    /// A conversation with all its messages, in the order they were written.
+    public func detail(userID: String, id: String) throws -> ConversationDetail {
+        try database.read { db in
+            let summary = try self.summary(db, userID: userID, id: id)
+            let messages = try db.all("SELECT \(Self.messageColumns) FROM messages WHERE conversation_id = ? ORDER BY rowid",
+                                      [id], Self.message)
+            return ConversationDetail(summary: summary, messages: messages)
+        }
+    }
+
+    /// The last `limit` messages, oldest first: the history an engine sees.
+    public func recentMessages(conversationID: String, limit: Int) throws -> [Message] {
+        try database.read { db in
+            try db.all("""
+                SELECT \(Self.messageColumns) FROM
+                  (SELECT rowid AS r, * FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?)
+                ORDER BY r
+                """, [conversationID, limit], Self.message)
+        }
+    }
+
+    static func validTitle(_ raw: String) throws -> String {
+        let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard (1...maxTitleLength).contains(title.count) else {
+            throw DomainError.invalid("Title must be 1 to \(maxTitleLength) characters")
+        }
+        return title
+    }
+
+    public func rename(userID: String, id: String, title raw: String) throws -> ConversationDetail {
+        let title = try Self.validTitle(raw)
+        try database.write { db in
+            _ = try self.summary(db, userID: userID, id: id)
+            try db.run("UPDATE conversations SET title = ?, updated_at = ? WHERE id = ? AND title <> ?", [title, StoredTime.now(), id, title])
+            try WorkspaceEvents.record(db, userID: userID, kind: "conversation.renamed",
+                                       payload: ["conversation_id": .string(id), "title": .string(title)])
+        }
+        return try detail(userID: userID, id: id)
+    }
+
+    /// Deletes a conversation; its messages go with it (ON DELETE CASCADE).
+    public func delete(userID: String, id: String) throws {
+        try database.write { db in
+            guard try db.run("DELETE FROM conversations WHERE id = ? AND user_id = ?", [id, userID]) == 1 else {
+                throw DomainError.notFound("Conversation not found")
+            }
+            try WorkspaceEvents.record(db, userID: userID, kind: "conversation.deleted", payload: ["conversation_id": .string(id)])
+        }
+    }
+}

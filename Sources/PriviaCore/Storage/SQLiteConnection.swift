@@ -1,0 +1,202 @@
+import CSQLite
+import Foundation
+
+/// A failure reported by SQLite, with its result code and message.
+public struct SQLiteError: Error, CustomStringConvertible, Sendable {
+    public let code: Int32
+    public let message: String
+    public var description: String { "SQLite error \(code): \(message)" }
+
+    /// SQLITE_CONSTRAINT and its extended codes: a unique or foreign-key rule said no.
+    public var isConstraintViolation: Bool { code & 0xff == SQLITE_CONSTRAINT }
+    /// SQLITE_BUSY / SQLITE_LOCKED: another writer held the database past the busy timeout.
+    public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+}
+
+/// A value bound to a statement parameter.
+public enum SQLValue: Sendable, Equatable {
+    case integer(Int64)
+    case real(Double)
+    case text(String)
+    case null
+}
+
+/// Anything that can be bound to a statement parameter.
+public protocol SQLBindable { var sqlValue: SQLValue { get } }
+extension Int: SQLBindable { public var sqlValue: SQLValue { .integer(Int64(self)) } }
+extension Int64: SQLBindable { public var sqlValue: SQLValue { .integer(self) } }
+extension Double: SQLBindable { public var sqlValue: SQLValue { .real(self) } }
+extension String: SQLBindable { public var sqlValue: SQLValue { .text(self) } }
+extension Bool: SQLBindable { public var sqlValue: SQLValue { .integer(self ? 1 : 0) } }
+extension Optional: SQLBindable where Wrapped: SQLBindable {
+    public var sqlValue: SQLValue { self?.sqlValue ?? .null }
+}
+
+// SQLITE_TRANSIENT tells SQLite to copy bound text before the call returns.
+private let SQLITE_TRANSIENT = unsafeBitCast(-1, to: sqlite3_destructor_type.self)
+
+/// One row of a result, read by column index while the statement is positioned on it.
+public struct SQLRow {
+    fileprivate let statement: OpaquePointer
+
+    public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement, column) == SQLITE_NULL }
+    public func int(_ column: Int32) -> Int { Int(sqlite3_column_int64(statement, column)) }
+    public func double(_ column: Int32) -> Double { sqlite3_column_double(statement, column) }
+    public func string(_ column: Int32) -> String {
+        guard let text = sqlite3_column_text(statement, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(statement, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+    }
+    public func optionalString(_ column: Int32) -> String? { isNull(column) ? nil : string(column) }
+    public func optionalInt(_ column: Int32) -> Int? { isNull(column) ? nil : int(column) }
+    public func optionalDouble(_ column: Int32) -> Double? { isNull(column) ? nil : double(column) }
+}
+
+/// One SQLite connection with a cache of prepared statements.
+///
+/// A connection is used by one thread at a time (it is opened with
+/// SQLITE_OPEN_NOMUTEX); `Database` hands connections out from a pool.
+public final class SQLiteConnection {
+    private var handle: OpaquePointer?
+    private var statements: [String: OpaquePointer] = [:]
+    private var transactionDepth = 0
+
+    /// Opens (creating if needed) the database file and applies the per-connection pragmas
+    /// that PLATFORM-NOTES.md lists: WAL, foreign keys, busy timeout, synchronous=NORMAL.
+    public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
+        let rc = sqlite3_open_v2(path, &handle, flags, nil)
+        guard rc == SQLITE_OK else {
+            let message = handle.map { String(cString: sqlite3_errmsg($0)) } ?? "cannot open \(path)"
+            sqlite3_close_v2(handle)
+            throw SQLiteError(code: rc, message: message)
+        }
+        sqlite3_busy_timeout(handle, busyTimeoutMilliseconds)
+        sqlite3_extended_result_codes(handle, 1)
+        // journal_mode=WAL persists in the file; setting it again is cheap and covers a fresh file.
+        try execute("PRAGMA journal_mode=WAL")
+        try execute("PRAGMA foreign_keys=ON")
+        try execute("PRAGMA synchronous=NORMAL")
+    }
+
+    deinit {
+        for statement in statements.values { sqlite3_finalize(statement) }
+        sqlite3_close_v2(handle)
+    }
+
+    private func error(_ rc: Int32) -> SQLiteError {
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))
+    }
+
+    /// Runs one or more statements that return no rows (a migration script, a pragma).
+    public func execute(_ sql: String) throws {
+        var message: UnsafeMutablePointer<CChar>?
+        let rc = sqlite3_exec(handle, sql, nil, nil, &message)
+        if rc != SQLITE_OK {
+            let text = message.map { String(cString: $0) } ?? "error \(rc)"
+            sqlite3_free(message)
+            throw SQLiteError(code: rc, message: text)
+        }
+    }
+
+    private func prepared(_ sql: String) throws -> OpaquePointer {
+        if let statement = statements[sql] { return statement }
+        var statement: OpaquePointer?
+        let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+        guard rc == SQLITE_OK, let statement else { throw error(rc) }
+        statements[sql] = statement
+        return statement
+    }
+
+    private func bind(_ statement: OpaquePointer, _ arguments: [SQLBindable]) throws {
+        for (offset, argument) in arguments.enumerated() {
+            let index = Int32(offset + 1)
+            let rc: Int32
+            switch argument.sqlValue {
+            case .integer(let value): rc = sqlite3_bind_int64(statement, index, value)
+            case .real(let value): rc = sqlite3_bind_double(statement, index, value)
+            case .text(let value): rc = sqlite3_bind_text(statement, index, value, -1, SQLITE_TRANSIENT)
+            case .null: rc = sqlite3_bind_null(statement, index)
+            }
+            guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    /// Runs a statement and calls `row` for each result row.
+    public func query(_ sql: String, _ arguments: [SQLBindable] = [], row: (SQLRow) throws -> Void) throws {
+        let statement = try prepared(sql)
+        defer {
+            sqlite3_reset(statement)
+            sqlite3_clear_bindings(statement)
+        }
+        try bind(statement, arguments)
+        while true {
+            let rc = sqlite3_step(statement)
+            if rc == SQLITE_DONE { return }
+            guard rc == SQLITE_ROW else { throw error(rc) }
+            try row(SQLRow(statement: statement))
+        }
+    }
+
+    /// Runs a statement and maps every row.
+    public func all<T>(_ sql: String, _ arguments: [SQLBindable] = [], _ map: (SQLRow) throws -> T) throws -> [T] {
+        var result: [T] = []
+        try query(sql, arguments) { result.append(try map($0)) }
+        return result
+    }
+
+    /// Runs a statement and maps its first row, if any.
+    public func first<T>(_ sql: String, _ arguments: [SQLBindable] = [], _ map: (SQLRow) throws -> T) throws -> T? {
+        var result: T?
+        try query(sql, arguments) { row in
+            if result == nil { result = try map(row) }
+        }
+        return result
+    }
+
+    /// Runs a statement that returns no rows and gives the number of rows it changed.
+    @discardableResult
+    public func run(_ sql: String, _ arguments: [SQLBindable] = []) throws -> Int {
+        try query(sql, arguments) { _ in }
+        return Int(sqlite3_changes(handle))
+    }
+
+    public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }
+
+    public func setBusyTimeout(_ milliseconds: Int32) { sqlite3_busy_timeout(handle, milliseconds) }
+
+    /// Runs `body` inside one write transaction started with BEGIN IMMEDIATE, so the write
+    /// lock is taken up front (a deferred upgrade fails at once with SQLITE_BUSY across processes).
+    /// Nested calls join the outer transaction.
+    public func write<T>(_ body: () throws -> T) throws -> T {
+        if transactionDepth > 0 { return try body() }
+        try execute("BEGIN IMMEDIATE")
+        transactionDepth += 1
+        do {
+            let result = try body()
+            transactionDepth -= 1
+            try execute("COMMIT")
+            return result
+        } catch {
+            transactionDepth -= 1
+            try? execute("ROLLBACK")
+            throw error
+        }
+    }
+}
+
+extension SQLiteConnection {
+    /// True when a write lock can be had within `timeoutMilliseconds`: the database file is
+    /// writable and no writer is stuck holding it. Takes the lock and writes nothing.
+    public func canWrite(timeoutMilliseconds: Int32) -> Bool {
+        setBusyTimeout(timeoutMilliseconds)
+        defer { setBusyTimeout(5000) }
+        do {
+            try execute("BEGIN IMMEDIATE")
+            try execute("ROLLBACK")
+            return true
+        } catch {
+            return false
+        }
+    }
+}

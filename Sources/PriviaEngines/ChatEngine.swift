@@ -1,0 +1,94 @@
+/// One message of the history an engine sees.
+public struct ChatMessage: Equatable, Sendable {
+    public var role: String
+    public var content: String
+    public init(role: String, content: String) {
+        self.role = role
+        self.content = content
+    }
+}
+
+/// Everything an engine needs for one generation.
+public struct EngineContext: Sendable {
+    public var userID: String
+    public var conversationID: String
+    /// Oldest first; ends with the user's new message.
+    public var history: [ChatMessage]
+    public var model: String?
+    public var temperature: Double?
+    public var maxTokens: Int?
+
+    public init(userID: String, conversationID: String, history: [ChatMessage], model: String? = nil,
+                temperature: Double? = nil, maxTokens: Int? = nil) {
+        self.userID = userID
+        self.conversationID = conversationID
+        self.history = history
+        self.model = model
+        self.temperature = temperature
+        self.maxTokens = maxTokens
+    }
+}
+
+/// Token counts for one generation; `estimated` when the provider did not report them.
+public struct TokenUsage: Equatable, Sendable {
+    public var inputTokens: Int
+    public var outputTokens: Int
+    public var estimated: Bool
+    public init(inputTokens: Int, outputTokens: Int, estimated: Bool) {
+        self.inputTokens = inputTokens
+        self.outputTokens = outputTokens
+        self.estimated = estimated
+    }
+}
+
+/// What a generation produced, once it ended.
+public struct EngineResult: Sendable {
+    public var content: String
+    public var sources: [String]
+    public var mode: String
+    public var model: String
+    public var usage: TokenUsage?
+    public init(content: String, sources: [String] = [], mode: String, model: String, usage: TokenUsage? = nil) {
+        self.content = content
+        self.sources = sources
+        self.mode = mode
+        self.model = model
+        self.usage = usage
+    }
+}
+
+/// How a generation talks back to whoever carries it. The engine calls `token` for every piece
+/// of text and `keepGoing` while it waits; either returning false means stop now (the user
+/// pressed stop or the client left), and the engine returns what it has.
+public protocol GenerationSink: AnyObject {
+    func token(_ text: String) -> Bool
+    func keepGoing() -> Bool
+}
+
+/// A provider failure with a stable code, and whether another model may be tried.
+public struct EngineError: Error, Sendable, CustomStringConvertible {
+    public enum Code: String, Sendable { case provider = "PROVIDER", rateLimit = "RATE_LIMIT", auth = "AUTH" }
+    public var code: Code
+    public var message: String
+    public var retryable: Bool
+    /// The provider's `Retry-After`, in seconds, when it sent one (rate limits, overload).
+    public var retryAfterSeconds: Double?
+    /// The text already streamed to the sink when the failure came after the first token, so the
+    /// answer can be kept as a partial one; nil when nothing was produced.
+    public var partialContent: String?
+    public init(_ code: Code, _ message: String, retryable: Bool = false,
+                retryAfterSeconds: Double? = nil, partialContent: String? = nil) {
+        self.code = code
+        self.message = message
+        self.retryable = retryable
+        self.retryAfterSeconds = retryAfterSeconds
+        self.partialContent = partialContent
+    }
+    public var description: String { "\(code.rawValue): \(message)" }
+}
+
+/// A streaming chat engine. Generations run on the calling thread (one request, one thread)
+/// and return when the answer is complete or the sink asked to stop.
+public protocol ChatEngine: Sendable {
+    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult
+}

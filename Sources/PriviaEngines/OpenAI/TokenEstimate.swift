@@ -1,0 +1,21 @@
+/// A provider-free token estimate, for usage a provider did not report and for bounding history.
+///
+/// One token per four characters, rounded up (OpenAI's rule of thumb for English), plus four
+/// tokens per message for the role and framing a chat template adds. It over-counts code and
+/// under-counts some scripts; usage built from it is marked `estimated`.
+public enum TokenEstimate {
+    public static let charactersPerToken = 4
+    public static let tokensPerMessage = 4
+
+    public static func tokens(in text: String) -> Int {
+        (text.count + charactersPerToken - 1) / charactersPerToken
+    }
+
+    public static func tokens(in message: ChatMessage) -> Int {
+        tokens(in: message.content) + tokensPerMessage
+    }
+
+    public static func tokens(in messages: [ChatMessage]) -> Int {
+        messages.reduce(0) { $0 + tokens(in: $1) }
+    }
+}

@@ -1,0 +1,55 @@
+import Foundation
+
+/// The default engine: works offline and says, word by word, that no model is connected.
+public struct StubEngine: ChatEngine {
+    public static let reply = "No language model is connected to this Privia server yet, so this is a placeholder answer. "
+        + "An operator can point it at an OpenAI-compatible provider such as OpenRouter, Ollama, vLLM or llama.cpp."
+
+    /// Delay before each token, for demos and tests of streaming and stopping.
+    public var tokenDelay: Duration
+
+    public init(tokenDelayMilliseconds: Int = 0) {
+        tokenDelay = .milliseconds(tokenDelayMilliseconds)
+    }
+
+    /// The reply cut after each space, so the pieces join back to it exactly.
+    static let pieces: [String] = {
+        var pieces: [String] = []
+        var current = ""
+        for character in reply {
+            current.append(character)
+            if character == " " {
+                pieces.append(current)
+                current = ""
+            }
+        }
+        if !current.isEmpty { pieces.append(current) }
+        return pieces
+    }()
+
+    public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+        var produced = ""
+        for piece in Self.pieces {
+            guard wait(sink), sink.token(piece) else { break }
+            produced += piece
+        }
+        let words = produced.split(separator: " ").count
+        let inputWords = context.history.reduce(0) { $0 + $1.content.split(separator: " ").count }
+        return EngineResult(content: produced, mode: "stub", model: "stub",
+                            usage: TokenUsage(inputTokens: inputWords, outputTokens: words, estimated: true))
+    }
+
+    /// Sleeps `tokenDelay` in short slices, asking the sink between them, so a stop lands fast.
+    private func wait(_ sink: GenerationSink) -> Bool {
+        guard tokenDelay > .zero else { return true }
+        let deadline = ContinuousClock.now + tokenDelay
+        while true {
+            guard sink.keepGoing() else { return false }
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { return true }
+            let slice = min(left, .milliseconds(50))
+            let nanos = slice.components.attoseconds / 1_000_000_000 + slice.components.seconds * 1_000_000_000
+            usleep(UInt32(max(1, nanos / 1000)))
+        }
+    }
+}

@@ -1,0 +1,193 @@
+import CFastCGI
+import Foundation
+import PriviaCore
+
+/// Settings of the pool, named after php-fpm's where one exists.
+public struct PoolSettings: Sendable {
+    /// `pm.max_children` for a static pool.
+    public var workers: Int
+    /// Threads per worker: each serves one request (or holds one SSE stream) at a time.
+    public var threads: Int
+    /// `process_control_timeout`: how long a stopping worker may finish in-flight requests.
+    public var graceSeconds: Int
+    /// `listen`: the FastCGI unix socket.
+    public var socketPath: String
+    /// `listen.group`: the group that may connect (nginx's), with mode 0660.
+    public var listenGroup: String?
+    /// `listen.backlog`.
+    public var backlog: Int32 = 1024
+
+    public init(workers: Int, threads: Int, graceSeconds: Int, socketPath: String, listenGroup: String?) {
+        self.workers = workers
+        self.threads = threads
+        self.graceSeconds = graceSeconds
+        self.socketPath = socketPath
+        self.listenGroup = listenGroup
+    }
+}
+
+/// The pool's master process, like php-fpm's: opens the socket, starts the workers, restarts
+/// one that dies, replaces them all on SIGHUP without dropping a request, and on SIGTERM,
+/// SIGINT or SIGQUIT stops them gracefully within the grace period.
+///
+/// Workers are this executable started again with `--worker` (posix_spawn, the listening
+/// socket as fd 3): forking a process that already runs Swift threads is not safe.
+public final class PoolMaster {
+    private let settings: PoolSettings
+    private var listenSocket: Int32 = -1
+    /// Live workers; a retiring one is draining after a reload and is not replaced.
+    private var workers: [pid_t: (slot: Int, retiring: Bool)] = [:]
+    private var stopDeadline: Date?
+
+    public init(settings: PoolSettings) {
+        self.settings = settings
+    }
+
+    /// Refuses to start when another master answers on the socket: `FCGX_OpenSocket` would
+    /// silently unlink and steal its path.
+    public static func ensureNotRunning(socketPath: String) throws {
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        guard fd >= 0 else { return }
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard socketPath.utf8.count < capacity else {
+            throw ConfigurationError("the socket path \(socketPath) is longer than \(capacity - 1) bytes; use a shorter PRIVIA_DATA_DIR")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
+            buffer.copyBytes(from: socketPath.utf8)
+            buffer[socketPath.utf8.count] = 0
+        }
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        if connected == 0 {
+            throw ConfigurationError("another privia-fcgi is already listening on \(socketPath); stop it first")
+        }
+    }
+
+    public func run() -> Never {
+        FCGX_Init()
+        signal(SIGPIPE, SIG_IGN)
+        listenSocket = FCGX_OpenSocket(settings.socketPath, settings.backlog)
+        guard listenSocket >= 0 else {
+            ProcessLog.error("cannot open the FastCGI socket", [("path", .string(settings.socketPath))])
+            exit(1)
+        }
+        // Non-blocking, so a worker thread that loses an accept race gets EAGAIN (see Worker).
+        _ = fcntl(listenSocket, F_SETFL, fcntl(listenSocket, F_GETFL) | O_NONBLOCK)
+        chmod(settings.socketPath, 0o660)
+        if let group = settings.listenGroup, let entry = getgrnam(group) {
+            chown(settings.socketPath, getuid(), entry.pointee.gr_gid)
+        }
+
+        var signals = sigset_t()
+        sigemptyset(&signals)
+        for number in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD] { sigaddset(&signals, number) }
+        pthread_sigmask(SIG_BLOCK, &signals, nil)
+
+        for slot in 0..<settings.workers { spawn(slot: slot) }
+        ProcessLog.info("pool ready", [("socket", .string(settings.socketPath)), ("workers", .int(settings.workers)),
+                                       ("threads", .int(settings.threads))])
+
+        var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
+        while true {
+            let number = sigtimedwait(&signals, nil, &timeout)
+            switch number {
+            case SIGTERM, SIGINT, SIGQUIT: beginStop(signal: number)
+            case SIGHUP: reload()
+            default: break
+            }
+            reapChildren()
+            if let deadline = stopDeadline {
+                if workers.isEmpty { finish() }
+                if Date() >= deadline {
+                    ProcessLog.error("grace period over, killing workers", [("left", .int(workers.count))])
+                    for pid in workers.keys { kill(pid, SIGKILL) }
+                }
+            }
+        }
+    }
+
+    private func spawn(slot: Int) {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_adddup2(&actions, listenSocket, 3)
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for number in [SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGCHLD, SIGPIPE] { sigaddset(&defaults, number) }
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+
+        let executable = "/proc/self/exe"
+        let arguments = [CommandLine.arguments[0], "--worker"]
+        var environment = ProcessInfo.processInfo.environment
+        environment["PRIVIA_LISTEN_FD"] = "3"
+        let argv = arguments.map { strdup($0) } + [nil]
+        let envp = environment.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer {
+            argv.forEach { free($0) }
+            envp.forEach { free($0) }
+        }
+        var pid = pid_t()
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
+        if rc == 0 {
+            workers[pid] = (slot, false)
+            ProcessLog.info("worker started", [("worker_pid", .int(Int(pid))), ("slot", .int(slot))])
+        } else {
+            ProcessLog.error("cannot start a worker", [("errno", .int(Int(rc)))])
+        }
+    }
+
+    private func reapChildren() {
+        while true {
+            var status: Int32 = 0
+            let pid = waitpid(-1, &status, WNOHANG)
+            guard pid > 0 else { return }
+            guard let worker = workers.removeValue(forKey: pid) else { continue }
+            let signaled = status & 0x7f
+            let fields: [(String, JSON)] = [("worker_pid", .int(Int(pid))), ("slot", .int(worker.slot)),
+                                            signaled != 0 ? ("signal", .int(Int(signaled))) : ("exit_code", .int(Int((status >> 8) & 0xff)))]
+            if stopDeadline != nil || worker.retiring {
+                ProcessLog.info("worker exited", fields)
+            } else {
+                // A crash, a kill, or a recycle after max requests: replace it at once.
+                ProcessLog.error("worker exited unexpectedly, restarting", fields)
+                spawn(slot: worker.slot)
+            }
+        }
+    }
+
+    private func reload() {
+        guard stopDeadline == nil else { return }
+        ProcessLog.info("reloading workers")
+        let old = Array(workers.keys)
+        for pid in old { workers[pid]?.retiring = true }
+        // New workers accept on the same socket before the old ones stop, so nothing is refused.
+        for slot in 0..<settings.workers { spawn(slot: slot) }
+        for pid in old { kill(pid, SIGTERM) }
+    }
+
+    private func beginStop(signal number: Int32) {
+        guard stopDeadline == nil else { return }
+        ProcessLog.info("stopping", [("signal", .int(Int(number))), ("grace_seconds", .int(settings.graceSeconds))])
+        stopDeadline = Date().addingTimeInterval(TimeInterval(settings.graceSeconds))
+        for pid in workers.keys { kill(pid, SIGTERM) }
+    }
+
+    private func finish() -> Never {
+        close(listenSocket)
+        unlink(settings.socketPath)
+        ProcessLog.info("pool stopped")
+        exit(0)
+    }
+}

@@ -1,0 +1,115 @@
+import CFastCGI
+import Foundation
+import PriviaCore
+import PriviaHTTP
+import Synchronization
+
+/// One worker process of the pool: M threads that take turns accepting on the shared
+/// FastCGI socket and each serve one request at a time.
+///
+/// Accepting is leader/follower: one thread at a time waits on the socket (with `poll`, so
+/// it notices a stop within `acceptPollMilliseconds`) and the others wait on a mutex. That
+/// avoids a thundering herd of hundreds of threads per connection and needs no signals to
+/// stop: the listening socket is non-blocking, so a thread that loses the race to another
+/// process gets EAGAIN back from `FCGX_Accept_r` instead of blocking.
+public final class Worker: @unchecked Sendable {
+    private let listenSocket: Int32
+    private let threadCount: Int
+    private let responder: HTTPResponder
+    private let maxRequests: Int
+    private let acceptLock = ThreadMutex()
+    private let stopping = Atomic<Bool>(false)
+    private let served = Atomic<Int>(0)
+    private let pid = getpid()
+    static let acceptPollMilliseconds: Int32 = 200
+
+    public init(listenSocket: Int32, threads: Int, maxRequests: Int, responder: HTTPResponder) {
+        self.listenSocket = listenSocket
+        self.threadCount = threads
+        self.maxRequests = maxRequests
+        self.responder = responder
+    }
+
+    /// Serves until SIGTERM, SIGINT, SIGQUIT or SIGHUP, then lets in-flight requests finish.
+    public func run() -> Never {
+        FCGX_Init()
+        // Our own handling replaces libfcgi's (installed by FCGX_Init where the default was):
+        // SIGPIPE ignored, so a client leaving is a failed write, not a dead process.
+        signal(SIGPIPE, SIG_IGN)
+        var stopSignals = sigset_t()
+        sigemptyset(&stopSignals)
+        for number in [SIGTERM, SIGINT, SIGQUIT, SIGHUP] { sigaddset(&stopSignals, number) }
+        // Block them before starting threads so only this thread receives them (threads inherit the mask).
+        pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+
+        var threads: [pthread_t] = []
+        for index in 0..<threadCount {
+            var attributes = pthread_attr_t()
+            pthread_attr_init(&attributes)
+            pthread_attr_setstacksize(&attributes, 512 * 1024)
+            var thread = pthread_t()
+            let context = Unmanaged.passRetained(self).toOpaque()
+            let rc = pthread_create(&thread, &attributes, { context in
+                let worker = Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue()
+                worker.serveLoop()
+                return nil
+            }, context)
+            pthread_attr_destroy(&attributes)
+            if rc != 0 {
+                ProcessLog.error("cannot start worker thread", [("index", .int(index)), ("errno", .int(Int(rc)))])
+                break
+            }
+            threads.append(thread)
+        }
+        ProcessLog.info("worker ready", [("threads", .int(threads.count))])
+
+        // Wait for a stop signal, or for a thread to notice max_requests was reached.
+        var timeout = timespec(tv_sec: 0, tv_nsec: 250_000_000)
+        while !stopping.load(ordering: .acquiring) {
+            let number = sigtimedwait(&stopSignals, nil, &timeout)
+            if number > 0 { stopping.store(true, ordering: .releasing) }
+        }
+        ProcessLog.info("worker draining")
+        for thread in threads { pthread_join(thread, nil) }
+        ProcessLog.info("worker stopped", [("served", .int(served.load(ordering: .relaxed)))])
+        exit(0)
+    }
+
+    private func serveLoop() {
+        let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
+        defer { request.deallocate() }
+        FCGX_InitRequest(request, listenSocket, 0)
+        while true {
+            guard accept(request) else { break }
+            let started = DispatchTime.now().uptimeNanoseconds
+            let exchange = FastCGIExchange(request)
+            let httpRequest = exchange.readRequest()
+            let response = responder.respond(to: httpRequest)
+            exchange.write(response)
+            FCGX_Finish_r(request)
+            RequestLog.write(httpRequest, response, started: started, pid: pid)
+            let count = served.add(1, ordering: .relaxed).newValue
+            if maxRequests > 0 && count >= maxRequests { stopping.store(true, ordering: .releasing) }
+        }
+        FCGX_Free(request, 1)
+    }
+
+    /// Waits for the next connection as the leader; false once the worker is stopping.
+    private func accept(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
+        acceptLock.lock()
+        defer { acceptLock.unlock() }
+        while !stopping.load(ordering: .acquiring) {
+            var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
+            let ready = poll(&descriptor, 1, Self.acceptPollMilliseconds)
+            if ready <= 0 { continue }
+            let rc = FCGX_Accept_r(request)
+            if rc >= 0 { return true }
+            // -EAGAIN: another process took that connection. Anything else: log and go on.
+            if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
+                ProcessLog.error("accept failed", [("rc", .int(Int(rc)))])
+                usleep(10_000)
+            }
+        }
+        return false
+    }
+}

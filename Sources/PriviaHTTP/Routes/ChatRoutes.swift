@@ -1,0 +1,108 @@
+import Foundation
+import PriviaChat
+import PriviaCore
+import PriviaEngines
+
+extension PriviaAPI {
+    func turnRequest(_ request: HTTPRequest) throws -> TurnRequest {
+        let body = try request.jsonObject()
+        let turn = TurnRequest(question: try body.string("question") ?? "", conversationID: try body.string("conversation_id"),
+                               model: try body.string("model"), temperature: try body.double("temperature"),
+                               maxTokens: try body.int("max_tokens"))
+        // Checked before anything is persisted: an unknown model or an out-of-range setting is a 400.
+        try catalog.validate(model: turn.model, temperature: turn.temperature, maxTokens: turn.maxTokens)
+        return turn
+    }
+
+    /// The models this deployment offers, with their prices per million tokens.
+    func models(_ request: HTTPRequest) throws -> HTTPResponse {
+        let caller = try caller(request)
+        return HTTPResponse.json(200, .array(catalog.offeredModels.map { model in
+            ["id": .string(model.id), "display_name": .string(model.displayName),
+             "input_price_per_million": .double(model.inputPricePerMillion),
+             "output_price_per_million": .double(model.outputPricePerMillion),
+             "max_output_tokens": model.maxOutputTokens.map(JSON.int) ?? .null, "default": .bool(model.isDefault)]
+        })).by(caller)
+    }
+
+    /// REST: the whole answer in one response.
+    func query(_ request: HTTPRequest) throws -> HTTPResponse {
+        let caller = try caller(request)
+        let turn = try chat.prepare(userID: caller.user.id, turnRequest(request))
+        let outcome = try chat.generate(turn, sink: CollectingSink())
+        if outcome.status == .failed, let error = outcome.error {
+            return APIError(502, APIError.Code(rawValue: error.code.rawValue) ?? .provider, error.message).response.by(caller)
+        }
+        return HTTPResponse.json(200, [
+            "answer": .string(outcome.answer), "mode": .string(outcome.mode), "sources": .array(outcome.sources.map(JSON.string)),
+            "conversation_id": .string(outcome.conversationID), "message_id": .string(outcome.messageID),
+            "model": .string(outcome.model), "status": .string(outcome.status.rawValue),
+        ]).by(caller)
+    }
+
+    /// SSE: each token an unnamed `data:` event, then `event: done` or `event: error`.
+    /// Errors found before the first byte (auth, validation, a foreign conversation) are
+    /// ordinary JSON responses; the prompt is committed before the stream starts.
+    func stream(_ request: HTTPRequest) throws -> HTTPResponse {
+        let caller = try caller(request)
+        let turn = try chat.prepare(userID: caller.user.id, turnRequest(request))
+        let chat = self.chat
+        let heartbeat = settings.heartbeatSeconds
+        var response = HTTPResponse(status: 200, headers: SSE.headers, body: .stream { stream in
+            let sink = SSESink(stream, heartbeatSeconds: heartbeat)
+            do {
+                let outcome = try chat.generate(turn, sink: sink)
+                switch outcome.status {
+                case .complete:
+                    _ = stream.send(SSE.event("done", data: outcome.doneJSON.text))
+                case .stopped:
+                    _ = stream.send(SSE.event("done", data: outcome.doneJSON.text))  // reaches a client only if it is still there
+                case .failed:
+                    let error = outcome.error ?? EngineError(.provider, "The model failed")
+                    _ = stream.send(SSE.event("error", data: JSON.object([
+                        ("error", .string(error.message)), ("code", .string(error.code.rawValue)),
+                        ("conversation_id", .string(outcome.conversationID)), ("message_id", .string(outcome.messageID)),
+                    ]).text))
+                }
+            } catch {
+                ProcessLog.error("stream failed", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
+                _ = stream.send(SSE.event("error", data: #"{"error":"Internal server error","code":"UNKNOWN"}"#))
+            }
+        })
+        response.userID = caller.user.id
+        return response
+    }
+}
+
+/// Collects nothing and never stops: the REST turn returns the engine's final content.
+final class CollectingSink: TurnSink {
+    func token(_ text: String) -> Bool { true }
+    func keepGoing() -> Bool { true }
+}
+
+/// Writes tokens as SSE events and sends a heartbeat comment when the engine has been silent
+/// for `heartbeatSeconds`. A failed write, or the client's connection closing, stops the turn.
+final class SSESink: TurnSink {
+    private let stream: ResponseStream
+    private let heartbeatSeconds: Double
+    private var lastWrite = Date()
+
+    init(_ stream: ResponseStream, heartbeatSeconds: Double) {
+        self.stream = stream
+        self.heartbeatSeconds = heartbeatSeconds
+    }
+
+    func token(_ text: String) -> Bool {
+        lastWrite = Date()
+        return stream.send(SSE.event(data: text))
+    }
+
+    func keepGoing() -> Bool {
+        if stream.clientGone { return false }
+        if Date().timeIntervalSince(lastWrite) >= heartbeatSeconds {
+            lastWrite = Date()
+            return stream.send(SSE.heartbeat)
+        }
+        return true
+    }
+}

@@ -1,0 +1,131 @@
+import Foundation
+import PriviaChat
+import PriviaCore
+import PriviaEngines
+
+/// Privia's HTTP API: every route, as a function from request to response.
+public final class PriviaAPI: HTTPResponder {
+    let database: Database
+    let accounts: AccountService
+    let conversations: ConversationStore
+    let chat: ChatService
+    let catalog: ModelCatalog
+    let settings: Settings
+    let startedAt = Date()
+
+    /// What the routes need from the configuration.
+    public struct Settings: Sendable {
+        public var environment: String
+        public var oauthExchangeSecret: String?
+        public var heartbeatSeconds: Double
+        public init(environment: String, oauthExchangeSecret: String?, heartbeatSeconds: Double) {
+            self.environment = environment
+            self.oauthExchangeSecret = oauthExchangeSecret
+            self.heartbeatSeconds = heartbeatSeconds
+        }
+    }
+
+    public init(database: Database, accounts: AccountService, chat: ChatService, catalog: ModelCatalog = .stubOnly(),
+                settings: Settings) {
+        self.database = database
+        self.accounts = accounts
+        self.conversations = ConversationStore(database: database)
+        self.chat = chat
+        self.catalog = catalog
+        self.settings = settings
+    }
+
+    public func respond(to request: HTTPRequest) -> HTTPResponse {
+        do {
+            return try route(request)
+        } catch {
+            let apiError = APIError.from(error)
+            if apiError.status == 500 {
+                ProcessLog.error("unhandled error", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
+            }
+            return apiError.response
+        }
+    }
+
+    private func route(_ request: HTTPRequest) throws -> HTTPResponse {
+        let path = PathMatch(request.path)
+        let method = request.method
+        func allow(_ methods: String...) throws {
+            guard methods.contains(method) else {
+                var error = APIError(405, .validation, "Method Not Allowed")
+                error.headers = [("Allow", methods.joined(separator: ", "))]
+                throw error
+            }
+        }
+        if path.match("/api/health") != nil {
+            try allow("GET", "HEAD")
+            return health()
+        }
+        if path.match("/api/auth/signup") != nil { try allow("POST"); return try signUp(request) }
+        if path.match("/api/auth/login") != nil { try allow("POST"); return try signIn(request) }
+        if path.match("/api/auth/me") != nil { try allow("GET"); return try me(request) }
+        if path.match("/api/auth/logout") != nil { try allow("POST"); return try signOut(request) }
+        if path.match("/api/auth/oauth") != nil { try allow("POST"); return try exchangeOAuth(request) }
+        if path.match("/api/conversations") != nil {
+            try allow("GET", "POST")
+            return method == "GET" ? try listConversations(request) : try createConversation(request)
+        }
+        if let captures = path.match("/api/conversations/{id}") {
+            try allow("GET", "PATCH", "DELETE")
+            switch method {
+            case "GET": return try conversation(request, id: captures[0])
+            case "PATCH": return try renameConversation(request, id: captures[0])
+            default: return try deleteConversation(request, id: captures[0])
+            }
+        }
+        if path.match("/api/models") != nil { try allow("GET"); return try models(request) }
+        if path.match("/api/query") != nil { try allow("POST"); return try query(request) }
+        if path.match("/api/stream") != nil { try allow("POST"); return try stream(request) }
+        throw APIError.notFound("Not Found")
+    }
+
+    // MARK: Authentication
+
+    /// The caller, from `Authorization: Bearer …` or else the `auth-token` cookie.
+    func caller(_ request: HTTPRequest) throws -> AuthenticatedUser {
+        guard let token = Self.token(request) else { throw APIError.unauthorized("Not authenticated") }
+        guard let caller = try accounts.authenticate(token: token) else {
+            throw APIError.unauthorized("Invalid or expired token")
+        }
+        return caller
+    }
+
+    static func token(_ request: HTTPRequest) -> String? {
+        if let header = request.header("authorization") {
+            let parts = header.split(separator: " ", maxSplits: 1)
+            if parts.count == 2, parts[0].lowercased() == "bearer" {
+                let token = parts[1].trimmingCharacters(in: .whitespaces)
+                if !token.isEmpty { return token }
+            }
+        }
+        if let cookie = request.cookie("auth-token"), !cookie.isEmpty {
+            return cookie.removingPercentEncoding ?? cookie
+        }
+        return nil
+    }
+
+    // MARK: Health
+
+    func health() -> HTTPResponse {
+        let writable = (try? database.withConnection { $0.canWrite(timeoutMilliseconds: 1000) }) ?? false
+        let uptime = (Date().timeIntervalSince(startedAt) * 1000).rounded() / 1000
+        return .json(writable ? 200 : 503, [
+            "status": .string(writable ? "ok" : "degraded"), "version": .string(PriviaVersion.current),
+            "env": .string(settings.environment), "uptime": .double(uptime), "timestamp": .string(Timestamp.now()),
+        ])
+    }
+}
+
+extension HTTPResponse {
+    /// The same response, attributed to `user` in the request log.
+    func by(_ caller: AuthenticatedUser) -> HTTPResponse {
+        var copy = self
+        copy.userID = caller.user.id
+        return copy
+    }
+}

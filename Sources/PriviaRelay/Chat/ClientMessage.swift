@@ -1,0 +1,48 @@
+import PriviaCore
+
+/// A text frame from the browser, read the way Privia's `/api/ws/chat` reads it (contract §3).
+public enum ClientMessage: Equatable, Sendable {
+    /// A question and the JSON body for the pool's `POST /api/stream`.
+    case question(String, body: JSON)
+    case stop
+
+    /// Fields besides `question` and `conversation_id` that reach the pool unchanged.
+    static let passthroughFields: Set<String> = ["model", "temperature", "max_tokens", "idempotency_key", "action"]
+
+    /// A JSON object is a request (`{"type":"stop"}` or a question); a JSON string is its
+    /// contents; anything else is the question text itself.
+    public static func parse(_ text: String) -> ClientMessage {
+        guard let json = try? JSONParser.parse(text) else { return question(text, extra: []) }
+        switch json {
+        case .object(let members):
+            if json["type"]?.stringValue == "stop" { return .stop }
+            let question: String
+            switch json["question"] {
+            case nil, .null?: question = ""
+            case .string(let s)?: question = s
+            case let other?: question = other.text
+            }
+            var extra: [(String, JSON)] = []
+            if let id = json["conversation_id"], !id.isNull { extra.append(("conversation_id", id)) }
+            var seen: Set<String> = []
+            for (key, value) in members where passthroughFields.contains(key) && seen.insert(key).inserted {
+                extra.append((key, value))
+            }
+            return Self.question(question, extra: extra)
+        case .string(let s):
+            return question(s, extra: [])
+        default:
+            return question(text, extra: [])
+        }
+    }
+
+    private static func question(_ text: String, extra: [(String, JSON)]) -> ClientMessage {
+        .question(text, body: .object([("question", .string(text))] + extra))
+    }
+
+    /// Blank questions are refused before a turn starts.
+    public var isBlankQuestion: Bool {
+        guard case .question(let text, _) = self else { return false }
+        return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
+    }
+}

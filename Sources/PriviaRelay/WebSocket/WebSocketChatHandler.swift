@@ -1,0 +1,288 @@
+import NIOCore
+import NIOWebSocket
+import PriviaCore
+
+/// What every chat socket of one server shares.
+public struct ChatSocketEnvironment: Sendable {
+    public var transport: any PoolTransport
+    public var registry: SocketRegistry
+    /// A ping goes out this often; a socket that left two unanswered is closed.
+    public var pingInterval: TimeAmount
+    /// How long to wait for the client's close frame after sending ours.
+    public var closeTimeout: TimeAmount
+    public var maxMessageSize: Int
+
+    public init(transport: any PoolTransport, registry: SocketRegistry = SocketRegistry(),
+                pingInterval: TimeAmount = .seconds(30), closeTimeout: TimeAmount = .seconds(5),
+                maxMessageSize: Int = 64 * 1024) {
+        self.transport = transport
+        self.registry = registry
+        self.pingInterval = pingInterval
+        self.closeTimeout = closeTimeout
+        self.maxMessageSize = maxMessageSize
+    }
+}
+
+/// One chat socket after the upgrade: frames in, turns to the pool, frames out.
+///
+/// The chat rules live in `ChatSocketSession`; this handler does the I/O: it assembles
+/// frames, answers pings, pings the client, runs the pool requests the session asks for,
+/// and closes the socket properly (a close frame, then the client's answer or a timeout).
+public final class WebSocketChatHandler: ChannelInboundHandler {
+    public typealias InboundIn = WebSocketFrame
+    public typealias OutboundOut = WebSocketFrame
+
+    private enum Lifecycle { case open, closing, closed }
+
+    private struct Upstream {
+        let call: any PoolCall
+        let requestID: String
+        let started: NIODeadline
+    }
+
+    private let identity: SocketIdentity
+    private let remoteAddress: String
+    private let environment: ChatSocketEnvironment
+
+    private var context: ChannelHandlerContext?
+    private var lifecycle = Lifecycle.open
+    private var session = ChatSocketSession()
+    private var assembler: WebSocketMessageAssembler
+    private var upstreams: [ChatSocketSession.TurnID: Upstream] = [:]
+    private var pingTimer: Scheduled<Void>?
+    private var closeTimer: Scheduled<Void>?
+    private var unansweredPings = 0
+
+    public init(identity: SocketIdentity, remoteAddress: String, environment: ChatSocketEnvironment) {
+        self.identity = identity
+        self.remoteAddress = remoteAddress
+        self.environment = environment
+        self.assembler = WebSocketMessageAssembler(maxMessageSize: environment.maxMessageSize)
+    }
+
+    private var userID: String? {
+        if case .user(let id, _) = identity { return id }
+        return nil
+    }
+
+    // MARK: Channel events
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        guard context.channel.isActive else {  // the client left while the pool was asked
+            lifecycle = .closed
+            return
+        }
+        environment.registry.add(context.channel, userID: userID)
+        switch identity {
+        case .rejected(let reason):
+            close(.policyViolation, reason: reason)
+        case .unavailable:
+            RelayLog.shared.warning("socket refused: the pool could not authenticate it")
+            close(.unexpectedServerError, reason: "Authentication is unavailable, try again")
+        case .user(let id, _):
+            RelayLog.shared.info("socket opened", ["user_id": .string(id), "remote_addr": .string(remoteAddress)])
+            schedulePing()
+        }
+    }
+
+    public func channelInactive(context: ChannelHandlerContext) {
+        tearDown()
+        context.fireChannelInactive()
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        tearDown()
+        self.context = nil
+    }
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let frame = Self.unwrapInboundIn(data)
+        unansweredPings = 0
+        let output = assembler.receive(frame)
+        guard lifecycle == .open else {
+            if case .close = output { context.close(promise: nil) }
+            return
+        }
+        switch output {
+        case .text(let text):
+            perform(session.receive(text: text))
+        case .binary:
+            close(.unacceptableData, reason: "Binary frames are not supported")
+        case .ping(let payload):
+            context.writeAndFlush(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .pong, data: payload)), promise: nil)
+        case .pong, .pending:
+            break
+        case .close(let code):
+            answerClose(code: code)
+        case .violation(let code, let reason):
+            close(code, reason: reason)
+        }
+    }
+
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        switch event as? RelayNotice {
+        case .goingAway?:
+            close(.goingAway, reason: "Server shutting down")
+        case .workspaceEvent(let json)?:
+            if lifecycle == .open, userID != nil { send(json) }
+        case nil:
+            context.fireUserInboundEventTriggered(event)
+        }
+    }
+
+    public func channelWritabilityChanged(context: ChannelHandlerContext) {
+        // A slow client: stop reading the pool's answer until the socket drains.
+        if let turn = session.runningTurn { upstreams[turn]?.call.setReading(context.channel.isWritable) }
+        context.fireChannelWritabilityChanged()
+    }
+
+    public func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if error is NIOWebSocketError {
+            // WebSocketProtocolErrorHandler already sent the close frame (1002, or 1009 for an
+            // oversized frame) and closes the channel.
+            lifecycle = .closing
+            return
+        }
+        RelayLog.shared.warning("socket error", ["error": .string(String(describing: error))])
+        context.close(promise: nil)
+    }
+
+    // MARK: Turns
+
+    private func perform(_ actions: [ChatSocketSession.Action]) {
+        for action in actions {
+            switch action {
+            case .send(let frame):
+                send(frame)
+            case .startTurn(let turn, let body):
+                startTurn(turn, body: body)
+            case .cancelTurn(let turn):
+                if let upstream = upstreams.removeValue(forKey: turn) {
+                    upstream.call.cancel()
+                    logTurnEnd(upstream, outcome: "stopped")
+                }
+            }
+        }
+    }
+
+    private func startTurn(_ turn: ChatSocketSession.TurnID, body: JSON) {
+        guard let context, case .user(let id, let token) = identity else { return }
+        let requestID = PoolRequests.newRequestID()
+        let request = PoolRequests.stream(body: body, token: token, remoteAddress: remoteAddress, requestID: requestID)
+        RelayLog.shared.info("turn started", ["user_id": .string(id), "request_id": .string(requestID)])
+        let call = environment.transport.start(request, on: context.eventLoop) { [weak self] event in
+            self?.upstream(event, turn: turn)
+        }
+        upstreams[turn] = Upstream(call: call, requestID: requestID, started: .now())
+    }
+
+    private func upstream(_ event: FastCGIResponseEvent, turn: ChatSocketSession.TurnID) {
+        let wasRunning = session.runningTurn == turn
+        perform(session.receive(event, forTurn: turn))
+        switch event {
+        case .end, .failed:
+            if let upstream = upstreams.removeValue(forKey: turn), wasRunning {
+                logTurnEnd(upstream, outcome: outcome(of: event))
+            }
+        case .head, .body:
+            if wasRunning, session.runningTurn == nil, let upstream = upstreams[turn] {
+                logTurnEnd(upstream, outcome: "answered")  // `done` or `error` sent; the pool is closing up
+            }
+        }
+    }
+
+    private func outcome(of event: FastCGIResponseEvent) -> String {
+        if case .failed(let error) = event { return "failed: \(error)" }
+        return "ended"
+    }
+
+    private func logTurnEnd(_ upstream: Upstream, outcome: String) {
+        let elapsed = (NIODeadline.now() - upstream.started).nanoseconds / 1_000_000
+        RelayLog.shared.info("turn finished", [
+            "user_id": .optional(userID), "request_id": .string(upstream.requestID),
+            "outcome": .string(outcome), "duration_ms": .int(Int(elapsed)),
+        ])
+    }
+
+    // MARK: Frames out
+
+    private func send(_ json: JSON) {
+        guard let context, lifecycle == .open else { return }
+        let buffer = context.channel.allocator.buffer(bytes: json.encoded())
+        context.writeAndFlush(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+    }
+
+    /// Starts the closing handshake: our close frame, then the client's, or a timeout.
+    private func close(_ code: WebSocketErrorCode, reason: String) {
+        guard let context, lifecycle == .open else { return }
+        lifecycle = .closing
+        perform(session.socketClosed())
+        pingTimer?.cancel()
+        context.writeAndFlush(Self.wrapOutboundOut(Self.closeFrame(code, reason: reason, allocator: context.channel.allocator)),
+                              promise: nil)
+        let loopContext = context
+        closeTimer = context.eventLoop.assumeIsolated().scheduleTask(in: environment.closeTimeout) {
+            loopContext.close(promise: nil)
+        }
+        if code != .goingAway && code != .normalClosure {
+            RelayLog.shared.info("socket closing", ["code": .int(Int(code.number)), "reason": .string(reason),
+                                                    "user_id": .optional(userID)])
+        }
+    }
+
+    /// The client closed first: echo its code (RFC 6455 section 5.5.1), then close the connection.
+    private func answerClose(code: UInt16?) {
+        guard let context else { return }
+        lifecycle = .closing
+        perform(session.socketClosed())
+        let echo = WebSocketErrorCode(codeNumber: Int(code ?? 1000))
+        let frame = Self.closeFrame(echo, reason: "", allocator: context.channel.allocator)
+        let loopContext = context
+        context.writeAndFlush(Self.wrapOutboundOut(frame)).assumeIsolated().whenComplete { _ in
+            loopContext.close(promise: nil)
+        }
+    }
+
+    static func closeFrame(_ code: WebSocketErrorCode, reason: String, allocator: ByteBufferAllocator) -> WebSocketFrame {
+        var data = allocator.buffer(capacity: 2 + reason.utf8.count)
+        data.write(webSocketErrorCode: code)
+        // A control frame carries at most 125 bytes: the code and 123 bytes of reason.
+        var reasonBytes = Array(reason.utf8.prefix(123))
+        while String(validating: reasonBytes, as: UTF8.self) == nil { reasonBytes.removeLast() }
+        data.writeBytes(reasonBytes)
+        return WebSocketFrame(fin: true, opcode: .connectionClose, data: data)
+    }
+
+    // MARK: Liveness
+
+    private func schedulePing() {
+        guard let context else { return }
+        pingTimer = context.eventLoop.assumeIsolated().scheduleTask(in: environment.pingInterval) { [weak self] in
+            self?.pingTick()
+        }
+    }
+
+    private func pingTick() {
+        guard let context, lifecycle == .open else { return }
+        if unansweredPings >= 2 {
+            RelayLog.shared.info("socket closed: no pong", ["user_id": .optional(userID)])
+            context.close(promise: nil)
+            return
+        }
+        unansweredPings += 1
+        context.writeAndFlush(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .ping, data: ByteBuffer())), promise: nil)
+        schedulePing()
+    }
+
+    private func tearDown() {
+        guard lifecycle != .closed else { return }
+        lifecycle = .closed
+        pingTimer?.cancel()
+        closeTimer?.cancel()
+        perform(session.socketClosed())
+        for upstream in upstreams.values { upstream.call.cancel() }
+        upstreams.removeAll()
+        if let context { environment.registry.remove(context.channel) }
+    }
+}

@@ -1,0 +1,57 @@
+import ArgumentParser
+import Foundation
+import PriviaCore
+
+/// `privia`: the operator's command line.
+@main
+struct Privia: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Operate a Privia server: database migrations and configuration checks.",
+        version: PriviaVersion.current,
+        subcommands: [Migrate.self, CheckConfig.self]
+    )
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Apply pending migrations from PRIVIA_MIGRATIONS_DIR to PRIVIA_DATA_DIR/privia.db (the pool also does this at start).")
+
+    @Flag(help: "List every migration and when it was applied; change nothing.")
+    var status = false
+
+    func run() throws {
+        let config = try Configuration.fromEnvironment()
+        try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        let database = try Database(path: config.databasePath, maxConnections: 1)
+        let migrator = Migrator(migrations: try Migration.load(from: config.migrationsDirectory))
+        try database.withConnection { db in
+            try PriviaDatabaseAdoption.check(db)
+            if status {
+                for entry in try migrator.status(db) {
+                    print("\(entry.appliedAt.map { "applied \($0)" } ?? "pending")\t\(entry.name)")
+                }
+            } else {
+                let applied = try migrator.migrate(db)
+                print(applied.isEmpty ? "Database is up to date." : applied.map { "applied \($0)" }.joined(separator: "\n"))
+            }
+        }
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "check-config",
+        abstract: "Validate the PRIVIA_* environment (e.g. the production secret key) and print the effective settings.")
+
+    func run() throws {
+        let config = try Configuration.fromEnvironment()
+        print("""
+            env          \(config.environment.rawValue)
+            data dir     \(config.dataDirectory)
+            database     \(config.databasePath)
+            migrations   \(config.migrationsDirectory)
+            pool         \(config.workers) workers x \(config.threads) threads
+            secret key   \(config.secretKey.isEmpty ? "missing" : "set (\(config.secretKey.utf8.count) characters)")
+            """)
+    }
+}

@@ -1,0 +1,33 @@
+import Testing
+@testable import PriviaEngines
+
+final class CountingSink: GenerationSink {
+    var tokens: [String] = []
+    var stopAfter: Int?
+    func token(_ text: String) -> Bool {
+        tokens.append(text)
+        return stopAfter.map { tokens.count < $0 } ?? true
+    }
+    func keepGoing() -> Bool { stopAfter.map { tokens.count < $0 } ?? true }
+}
+
+@Suite struct StubEngineTests {
+    let context = EngineContext(userID: "u", conversationID: "c", history: [ChatMessage(role: "user", content: "hi there")])
+
+    @Test func streamsTheReplyWordByWord() throws {
+        let sink = CountingSink()
+        let result = try StubEngine().generate(context, sink: sink)
+        #expect(sink.tokens.count > 10)
+        #expect(sink.tokens.joined() == StubEngine.reply)
+        #expect(result.content == StubEngine.reply && result.mode == "stub")
+        #expect(result.usage?.estimated == true)
+    }
+
+    @Test func stopsWhenTheSinkSaysSo() throws {
+        let sink = CountingSink()
+        sink.stopAfter = 3
+        let result = try StubEngine(tokenDelayMilliseconds: 5).generate(context, sink: sink)
+        #expect(sink.tokens.count == 3)
+        #expect(result.content == sink.tokens.prefix(2).joined())
+    }
+}

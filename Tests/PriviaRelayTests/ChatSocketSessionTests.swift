@@ -1,0 +1,125 @@
+import NIOCore
+import PriviaCore
+import Testing
+@testable import PriviaRelay
+
+/// The pool's answer to one turn, as FastCGI response events.
+func sseHead(_ status: Int = 200) -> FastCGIResponseEvent {
+    .head(CGIResponseHead(status: status, headers: [("Content-Type", "text/event-stream")]))
+}
+
+func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: text)) }
+
+@Suite struct ClientMessageTests {
+    @Test func questionWithConversationAndPassthrough() {
+        let message = ClientMessage.parse(#"{"question":"Hi","conversation_id":"c1","model":"m","temperature":0.5,"max_tokens":10,"idempotency_key":"k","action":"regenerate","evil":"x"}"#)
+        #expect(message == .question("Hi", body: .object([
+            ("question", "Hi"), ("conversation_id", "c1"), ("model", "m"), ("temperature", 0.5),
+            ("max_tokens", 10), ("idempotency_key", "k"), ("action", "regenerate"),
+        ])))
+    }
+
+    @Test func nullConversationIsLeftOut() {
+        #expect(ClientMessage.parse(#"{"question":"Hi","conversation_id":null}"#) == .question("Hi", body: ["question": "Hi"]))
+    }
+
+    @Test func bareTextAndJSONStringsAreQuestions() {
+        #expect(ClientMessage.parse("hello there") == .question("hello there", body: ["question": "hello there"]))
+        #expect(ClientMessage.parse(#""quoted""#) == .question("quoted", body: ["question": "quoted"]))
+        #expect(ClientMessage.parse("42") == .question("42", body: ["question": "42"]))
+    }
+
+    @Test func stopAndBlank() {
+        #expect(ClientMessage.parse(#"{"type":"stop"}"#) == .stop)
+        #expect(ClientMessage.parse(#"{"question":"  \n"}"#).isBlankQuestion)
+        #expect(ClientMessage.parse(#"{}"#).isBlankQuestion)
+        #expect(ClientMessage.parse(" ").isBlankQuestion)
+        #expect(!ClientMessage.parse("x").isBlankQuestion)
+    }
+}
+
+@Suite struct ChatSocketSessionTests {
+    @Test func blankQuestionIsAnErrorAndTheSessionStaysIdle() {
+        var session = ChatSocketSession()
+        #expect(session.receive(text: #"{"question":"   "}"#) == [.send(["type": "error", "content": "Question is required"])])
+        #expect(session.runningTurn == nil)
+    }
+
+    @Test func aFullTurn() {
+        var session = ChatSocketSession()
+        #expect(session.receive(text: #"{"question":"Hi"}"#) == [.startTurn(1, body: ["question": "Hi"])])
+        #expect(session.receive(sseHead(), forTurn: 1).isEmpty)
+        let frames = session.receive(body(": ping\n\ndata: Hel\n\ndata: lo\ndata: world\n\nevent: sources\ndata: [\"doc\"]\n\nevent: done\ndata: {\"conversation_id\": \"c1\", \"message_id\": \"m1\", \"mode\": \"stub\", \"sources\": [\"doc\"]}\n\n"), forTurn: 1)
+        #expect(frames == [
+            .send(["type": "token", "content": "Hel", "mode": "stream"]),
+            .send(["type": "token", "content": "lo\nworld", "mode": "stream"]),
+            .send(["type": "sources", "sources": ["doc"]]),
+            .send(["type": "done", "conversation_id": "c1", "message_id": "m1", "mode": "stub", "sources": ["doc"]]),
+        ])
+        #expect(session.runningTurn == nil, "done ends the turn for the client")
+        #expect(session.receive(.end, forTurn: 1).isEmpty)
+        #expect(session.receive(text: "next") == [.startTurn(2, body: ["question": "next"])])
+    }
+
+    @Test func secondQuestionWhileRunningIsRefused() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "one")
+        #expect(session.receive(text: "two") == [.send(["type": "error", "content": "A response is already being generated"])])
+        #expect(session.runningTurn == 1)
+    }
+
+    @Test func stopCancelsAndLaterEventsAreDropped() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "one")
+        _ = session.receive(sseHead(), forTurn: 1)
+        #expect(session.receive(text: #"{"type":"stop"}"#) == [.cancelTurn(1)])
+        #expect(session.receive(body("data: late\n\n"), forTurn: 1).isEmpty)
+        #expect(session.receive(text: #"{"type":"stop"}"#).isEmpty, "stop while idle does nothing")
+        #expect(session.receive(text: "again") == [.startTurn(2, body: ["question": "again"])])
+    }
+
+    @Test func closingTheSocketCancelsTheTurn() {
+        var session = ChatSocketSession()
+        #expect(session.socketClosed().isEmpty)
+        _ = session.receive(text: "one")
+        #expect(session.socketClosed() == [.cancelTurn(1)])
+    }
+
+    @Test func errorEventBecomesAnErrorFrame() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "q")
+        _ = session.receive(sseHead(), forTurn: 1)
+        #expect(session.receive(body("data: par\n\nevent: error\ndata: {\"error\": \"Provider down\", \"code\": \"PROVIDER\"}\n\n"), forTurn: 1) == [
+            .send(["type": "token", "content": "par", "mode": "stream"]),
+            .send(["type": "error", "content": "Provider down", "code": "PROVIDER"]),
+        ])
+        #expect(session.runningTurn == nil)
+    }
+
+    @Test func non200BecomesAnErrorFrameWithTheDetail() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: #"{"question":"q","conversation_id":"nope"}"#)
+        _ = session.receive(.head(CGIResponseHead(status: 404, headers: [])), forTurn: 1)
+        #expect(session.receive(body(#"{"detail": "Conversation"#), forTurn: 1).isEmpty)
+        #expect(session.receive(body(#" not found", "code": "NOT_FOUND"}"#), forTurn: 1).isEmpty)
+        #expect(session.receive(.end, forTurn: 1) == [.send(["type": "error", "content": "Conversation not found", "code": "NOT_FOUND"])])
+        #expect(session.runningTurn == nil)
+    }
+
+    @Test func streamCutShortIsAnError() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "q")
+        _ = session.receive(sseHead(), forTurn: 1)
+        _ = session.receive(body("data: a\n\n"), forTurn: 1)
+        #expect(session.receive(.end, forTurn: 1) == [.send(["type": "error", "content": "The response ended unexpectedly", "code": "UNKNOWN"])])
+    }
+
+    @Test func unreachablePoolIsAnError() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "q")
+        #expect(session.receive(.failed(FastCGIClientError.closedBeforeResponse), forTurn: 1) == [
+            .send(["type": "error", "content": "The chat service is unavailable", "code": "UNKNOWN"]),
+        ])
+        #expect(session.runningTurn == nil)
+    }
+}

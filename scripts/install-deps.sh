@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# install-deps.sh: install what building, running and testing Privia needs.
+#
+#   scripts/install-deps.sh           Debian packages + the e2e suite's Python venv (.venv)
+#   scripts/install-deps.sh --bench   also wrk, for `make bench`
+#
+# Idempotent and quiet: it asks apt only when a package is missing (`dpkg -s`), and
+# pip only when tests/requirements.txt changed since .venv was made. A second run
+# takes well under a second.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+say() { printf '[install-deps] %s\n' "$*"; }
+die() { printf '[install-deps] error: %s\n' "$*" >&2; exit 1; }
+
+bench=0
+for arg in "$@"; do
+    case $arg in
+        --bench) bench=1 ;;
+        -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) die "unknown option '$arg' (try --help)" ;;
+    esac
+done
+
+# ---------------------------------------------------------------------------
+# Debian packages
+# ---------------------------------------------------------------------------
+
+packages=(
+    libfcgi-dev           # libfcgi, for the pool
+    libfcgi-bin           # cgi-fcgi, for talking FastCGI to the pool by hand (and the e2e suite)
+    libsqlite3-dev
+    libssl-dev
+    libcurl4-openssl-dev  # the OpenAI-compatible engine
+    openssl               # the launcher's self-signed certificate
+    gettext-base          # envsubst, to render the nginx templates
+    pkg-config            # SwiftPM finds the C libraries through it
+    curl
+)
+
+# Any nginx with TLS and HTTP/2 will do; nginx-light is the smallest one that has both.
+if ! command -v nginx >/dev/null ||
+    ! nginx -V 2>&1 | grep -q -- --with-http_v2_module ||
+    ! nginx -V 2>&1 | grep -q -- --with-http_ssl_module; then
+    packages+=(nginx-light)
+fi
+
+# The e2e suite needs a Python with venv and pip.
+if ! command -v python3 >/dev/null; then
+    packages+=(python3 python3-venv)
+elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+    packages+=(python3-venv)
+fi
+
+((bench)) && packages+=(wrk)
+
+missing=()
+for package in "${packages[@]}"; do
+    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+
+if ((${#missing[@]})); then
+    if [[ $EUID -eq 0 ]]; then
+        sudo=()
+    elif command -v sudo >/dev/null; then
+        sudo=(sudo)
+    else
+        die "missing packages (${missing[*]}) and not root: install them with apt-get"
+    fi
+    say "installing ${missing[*]}"
+    # Keep apt from starting a system nginx on port 80 while it installs (the stack
+    # runs its own nginx); only when no policy is in place already.
+    policy=/usr/sbin/policy-rc.d
+    if [[ ! -e $policy ]]; then
+        printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+        "${sudo[@]}" chmod +x "$policy"
+        trap '"${sudo[@]}" rm -f "$policy"' EXIT
+    fi
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# ---------------------------------------------------------------------------
+# Python packages for the e2e suite, in .venv
+# ---------------------------------------------------------------------------
+
+requirements=tests/requirements.txt
+stamp=.venv/.requirements.sha256
+want=$(sha256sum "$requirements" | cut -d' ' -f1)
+
+if [[ ! -x .venv/bin/python ]] || ! .venv/bin/python -c 'import sys' 2>/dev/null; then
+    say "creating .venv"
+    rm -rf .venv
+    python3 -m venv .venv
+fi
+if [[ $(cat "$stamp" 2>/dev/null) != "$want" ]]; then
+    say "installing $requirements into .venv"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -r "$requirements"
+    echo "$want" >"$stamp"
+fi
