@@ -3,22 +3,27 @@ import PriviaCore
 import PriviaEngines
 
 /// One chat turn, the same for REST, SSE and WebSocket: validate, authorize, persist the
-/// prompt, stream from the engine, persist the answer and its metadata.
+/// prompt, stream from the engine, persist the answer and its metadata and usage.
 ///
 /// No write transaction is held while the engine runs: the prompt is committed before it
 /// starts and the answer after it ends.
 public final class ChatService: Sendable {
-    public static let historyLimit = 20
+    /// Messages handed to the engine; the engine's token budget trims them further.
+    public static let historyLimit = 50
     static let titleLength = 40
 
     private let database: Database
     private let conversations: ConversationStore
     private let engine: ChatEngine
+    private let catalog: ModelCatalog
+    private let usage: UsageLedger
 
-    public init(database: Database, engine: ChatEngine) {
+    public init(database: Database, engine: ChatEngine, catalog: ModelCatalog = .stubOnly(), budget: UsageBudget = .unlimited) {
         self.database = database
         self.conversations = ConversationStore(database: database)
         self.engine = engine
+        self.catalog = catalog
+        self.usage = UsageLedger(database: database, budget: budget)
     }
 
     /// The title a first prompt gives an untitled conversation: its first 40 characters, then "...".
@@ -29,65 +34,146 @@ public final class ChatService: Sendable {
         return text.count > titleLength ? String(text.prefix(titleLength)) + "..." : text
     }
 
-    /// Resolves the conversation (the given one, else the user's empty one, else a new one),
-    /// titles and activates it, and commits the user's message, all in one transaction.
+    /// Everything before the engine runs, in one transaction: the budget, an idempotent replay,
+    /// the conversation (the given one, else the user's empty one, else a new one), its title
+    /// and status, and the user's message.
     public func prepare(userID: String, _ request: TurnRequest) throws -> PreparedTurn {
-        guard !request.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty else {
-            throw DomainError.invalid("Question is required")
+        let blank = request.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        if blank && request.action != .regenerate { throw DomainError.invalid("Question is required") }
+        if request.action != .ask && request.conversationID == nil {
+            throw DomainError.invalid("conversation_id is required to \(request.action.rawValue)")
         }
+        if let key = request.idempotencyKey, let replay = try replay(userID: userID, key: key, request) { return replay }
+        try usage.checkBudget(userID: userID)
         return try database.write { db in
-            let conversation: ConversationSummary
-            if let id = request.conversationID {
-                conversation = try conversations.summary(db, userID: userID, id: id)
-            } else {
-                conversation = try conversations.openEmpty(db, userID: userID, title: nil).0
+            if let key = request.idempotencyKey, let replay = try replay(db, userID: userID, key: key, request) { return replay }
+            let turn: PreparedTurn
+            switch request.action {
+            case .ask: turn = try ask(db, userID: userID, request)
+            case .regenerate, .edit: turn = try redo(db, userID: userID, request)
             }
-            let now = StoredTime.now()
-            if conversation.status == "empty" {
-                let untitled = conversation.title.trimmingCharacters(in: .whitespaces).isEmpty
-                    || conversation.title == ConversationStore.defaultTitle
-                let title = untitled ? (Self.title(fromPrompt: request.question) ?? conversation.title) : conversation.title
-                try db.run("UPDATE conversations SET status = 'active', title = ?, updated_at = ? WHERE id = ?",
-                           [title, now, conversation.id])
-                if title != conversation.title {
-                    try WorkspaceEvents.record(db, userID: userID, kind: "conversation.renamed",
-                                               payload: ["conversation_id": .string(conversation.id), "title": .string(title)])
-                }
-            } else {
-                try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, conversation.id])
+            if let key = request.idempotencyKey {
+                try db.run("INSERT INTO turn_requests (user_id, idempotency_key, conversation_id, user_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
+                           [userID, key, turn.conversationID, turn.userMessageID, StoredTime.now()])
             }
-            let messageID = newID()
-            try db.run("INSERT INTO messages (id, conversation_id, role, content, timestamp, status) VALUES (?, ?, 'user', ?, ?, 'complete')",
-                       [messageID, conversation.id, request.question, now])
-            return PreparedTurn(userID: userID, conversationID: conversation.id, userMessageID: messageID, request: request)
+            return turn
         }
     }
 
-    /// Runs the engine and persists whatever it produced, complete, stopped or failed.
+    private func ask(_ db: SQLiteConnection, userID: String, _ request: TurnRequest) throws -> PreparedTurn {
+        let conversation: ConversationSummary
+        if let id = request.conversationID {
+            conversation = try conversations.summary(db, userID: userID, id: id)
+        } else {
+            conversation = try conversations.openEmpty(db, userID: userID, title: nil).0
+        }
+        let now = StoredTime.now()
+        if conversation.status == "empty" {
+            let untitled = conversation.title.trimmingCharacters(in: .whitespaces).isEmpty
+                || conversation.title == ConversationStore.defaultTitle
+            let title = untitled ? (Self.title(fromPrompt: request.question) ?? conversation.title) : conversation.title
+            try db.run("UPDATE conversations SET status = 'active', title = ?, updated_at = ? WHERE id = ?",
+                       [title, now, conversation.id])
+            if title != conversation.title {
+                try WorkspaceEvents.record(db, userID: userID, kind: "conversation.renamed",
+                                           payload: ["conversation_id": .string(conversation.id), "title": .string(title)])
+            }
+        } else {
+            try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, conversation.id])
+        }
+        let messageID = newID()
+        try db.run("INSERT INTO messages (id, conversation_id, role, content, timestamp, status) VALUES (?, ?, 'user', ?, ?, 'complete')",
+                   [messageID, conversation.id, request.question, now])
+        return PreparedTurn(userID: userID, conversationID: conversation.id, userMessageID: messageID, request: request)
+    }
+
+    /// Regenerate: drop the last answer and answer the last question again. Edit: also replace
+    /// the last question's text. Nothing before the last question is touched.
+    private func redo(_ db: SQLiteConnection, userID: String, _ request: TurnRequest) throws -> PreparedTurn {
+        let conversation = try conversations.summary(db, userID: userID, id: request.conversationID!)
+        guard let (questionID, questionRow) = try db.first(
+            "SELECT id, rowid FROM messages WHERE conversation_id = ? AND role = 'user' ORDER BY rowid DESC LIMIT 1",
+            [conversation.id], { ($0.string(0), $0.int(1)) })
+        else { throw DomainError.invalid("There is no question to \(request.action.rawValue) in this conversation") }
+        try db.run("DELETE FROM messages WHERE conversation_id = ? AND rowid > ?", [conversation.id, questionRow])
+        if request.action == .edit {
+            try db.run("UPDATE messages SET content = ?, timestamp = ? WHERE id = ?", [request.question, StoredTime.now(), questionID])
+        }
+        try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [StoredTime.now(), conversation.id])
+        return PreparedTurn(userID: userID, conversationID: conversation.id, userMessageID: questionID, request: request)
+    }
+
+    private func replay(userID: String, key: String, _ request: TurnRequest) throws -> PreparedTurn? {
+        try database.read { db in try replay(db, userID: userID, key: key, request) }
+    }
+
+    /// The first turn's result for a repeated key; a conflict while that turn is still running.
+    private func replay(_ db: SQLiteConnection, userID: String, key: String, _ request: TurnRequest) throws -> PreparedTurn? {
+        guard let (conversationID, userMessageID, answerID) = try db.first(
+            "SELECT conversation_id, user_message_id, assistant_message_id FROM turn_requests WHERE user_id = ? AND idempotency_key = ?",
+            [userID, key], { ($0.string(0), $0.string(1), $0.optionalString(2)) })
+        else { return nil }
+        guard let answerID else {
+            throw DomainError.conflict("A turn with this idempotency key is still being answered")
+        }
+        guard let message = try db.first("SELECT \(ConversationStore.messageColumns) FROM messages WHERE id = ?", [answerID],
+                                          ConversationStore.message)
+        else { throw DomainError.conflict("The answer for this idempotency key was replaced or deleted") }
+        let outcome = TurnOutcome(conversationID: conversationID, messageID: message.id, answer: message.content,
+                                  mode: message.mode ?? "", sources: message.sources ?? [], model: message.model ?? "",
+                                  status: TurnOutcome.Status(rawValue: message.status) ?? .complete)
+        return PreparedTurn(userID: userID, conversationID: conversationID, userMessageID: userMessageID, request: request, replay: outcome)
+    }
+
+    /// Runs the engine and persists whatever it produced, complete, stopped or failed, with its usage.
+    /// A replayed turn sends the stored answer as one token and returns the stored outcome.
     public func generate(_ turn: PreparedTurn, sink: TurnSink) throws -> TurnOutcome {
+        if let replay = turn.replay {
+            if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
+            return replay
+        }
         let history = try conversations.recentMessages(conversationID: turn.conversationID, limit: Self.historyLimit)
             .map { ChatMessage(role: $0.role, content: $0.content) }
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)
         let relay = SinkRelay(sink)
+        let started = ContinuousClock.now
         var outcome: TurnOutcome
+        var tokens: TokenUsage?
         do {
             let result = try engine.generate(context, sink: relay)
+            tokens = result.usage
             outcome = TurnOutcome(conversationID: turn.conversationID, messageID: newID(), answer: result.content,
                                   mode: result.mode, sources: result.sources, model: result.model,
                                   status: relay.stopped ? .stopped : .complete)
         } catch let error as EngineError {
             outcome = TurnOutcome(conversationID: turn.conversationID, messageID: newID(), answer: error.partialContent ?? relay.produced,
-                                  mode: "error", sources: [], model: turn.request.model ?? "", status: .failed, error: error)
+                                  mode: "error", sources: [], model: turn.request.model ?? catalog.defaultModel.id,
+                                  status: .failed, error: error)
         }
-        try persistAnswer(outcome, userID: turn.userID)
+        let usage = meter(turn, outcome, tokens: tokens, history: history, started: started, firstToken: relay.firstTokenAt)
+        try persistAnswer(outcome, turn: turn, usage: usage)
         return outcome
     }
 
-    private func persistAnswer(_ outcome: TurnOutcome, userID: String) throws {
+    private func meter(_ turn: PreparedTurn, _ outcome: TurnOutcome, tokens: TokenUsage?, history: [ChatMessage],
+                       started: ContinuousClock.Instant, firstToken: ContinuousClock.Instant?) -> UsageEvent {
+        let counted = tokens ?? TokenUsage(inputTokens: TokenEstimate.tokens(in: history),
+                                           outputTokens: TokenEstimate.tokens(in: outcome.answer), estimated: true)
+        func milliseconds(_ duration: Duration) -> Int { Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000) }
+        return UsageEvent(userID: turn.userID, conversationID: turn.conversationID, messageID: outcome.messageID,
+                          provider: catalog.model(outcome.model)?.provider ?? "unknown", model: outcome.model,
+                          inputTokens: counted.inputTokens, outputTokens: counted.outputTokens, estimated: counted.estimated,
+                          latencyMilliseconds: milliseconds(ContinuousClock.now - started),
+                          timeToFirstTokenMilliseconds: firstToken.map { milliseconds($0 - started) },
+                          status: outcome.status.rawValue, cost: catalog.cost(of: counted, model: outcome.model) ?? 0)
+    }
+
+    private func persistAnswer(_ outcome: TurnOutcome, turn: PreparedTurn, usage event: UsageEvent) throws {
         let sources = JSON.array(outcome.sources.map(JSON.string)).text
         try database.write { db in
+            try usage.record(event, in: db)
             let now = StoredTime.now()
             // The conversation may have been deleted while the answer streamed: then there is nothing to keep.
             guard try db.first("SELECT 1 FROM conversations WHERE id = ?", [outcome.conversationID], { _ in true }) != nil else { return }
@@ -97,22 +183,28 @@ public final class ChatService: Sendable {
                 """, [outcome.messageID, outcome.conversationID, outcome.answer.trimmingCharacters(in: .whitespacesAndNewlines),
                       now, outcome.mode, sources, outcome.model, outcome.status.rawValue])
             try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, outcome.conversationID])
-            try WorkspaceEvents.record(db, userID: userID, kind: "message.finished", payload: outcome.doneJSON)
+            if let key = turn.request.idempotencyKey {
+                try db.run("UPDATE turn_requests SET assistant_message_id = ? WHERE user_id = ? AND idempotency_key = ?",
+                           [outcome.messageID, turn.userID, key])
+            }
+            try WorkspaceEvents.record(db, userID: turn.userID, kind: "message.finished", payload: outcome.doneJSON)
         }
     }
 }
 
-/// Passes engine callbacks to the transport's sink, remembering what was produced and whether
-/// the transport asked to stop.
+/// Passes engine callbacks to the transport's sink, remembering what was produced, when the
+/// first token came, and whether the transport asked to stop.
 private final class SinkRelay: GenerationSink {
     private let sink: TurnSink
     private(set) var produced = ""
     private(set) var stopped = false
+    private(set) var firstTokenAt: ContinuousClock.Instant?
 
     init(_ sink: TurnSink) { self.sink = sink }
 
     func token(_ text: String) -> Bool {
         guard !stopped else { return false }
+        if firstTokenAt == nil { firstTokenAt = .now }
         produced += text
         if !sink.token(text) { stopped = true }
         return !stopped

@@ -1,6 +1,12 @@
 import PriviaCore
 import PriviaEngines
 
+/// What a turn does: ask a new question, answer the last question again, or replace the
+/// last question and answer it.
+public enum TurnAction: String, Sendable {
+    case ask, regenerate, edit
+}
+
 /// What a user asks for in one turn, from any transport.
 public struct TurnRequest: Sendable {
     public var question: String
@@ -8,23 +14,30 @@ public struct TurnRequest: Sendable {
     public var model: String?
     public var temperature: Double?
     public var maxTokens: Int?
+    public var action: TurnAction
+    /// A client's key for this turn: sent twice, it yields one turn and the first one's result.
+    public var idempotencyKey: String?
 
     public init(question: String, conversationID: String? = nil, model: String? = nil,
-                temperature: Double? = nil, maxTokens: Int? = nil) {
+                temperature: Double? = nil, maxTokens: Int? = nil, action: TurnAction = .ask, idempotencyKey: String? = nil) {
         self.question = question
         self.conversationID = conversationID
         self.model = model
         self.temperature = temperature
         self.maxTokens = maxTokens
+        self.action = action
+        self.idempotencyKey = idempotencyKey
     }
 }
 
-/// A turn whose prompt is persisted and whose generation has not started.
+/// A turn whose prompt is persisted and whose generation has not started, or, for a repeated
+/// idempotency key, the first turn's result to replay.
 public struct PreparedTurn: Sendable {
     public var userID: String
     public var conversationID: String
     public var userMessageID: String
     public var request: TurnRequest
+    public var replay: TurnOutcome?
 }
 
 /// How a turn ended.

@@ -28,8 +28,9 @@ if CommandLine.arguments.contains("--worker") {
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: configuration.passwordIterations),
                                       signer: AccessTokenSigner(secretKey: configuration.secretKey))
         let catalog = try ModelCatalog.load(stubTokenDelayMilliseconds: configuration.stubDelayMilliseconds)
-        let chat = ChatService(database: database, engine: RoutingEngine(catalog: catalog))
-        api = PriviaAPI(database: database, accounts: accounts, chat: chat, catalog: catalog, settings: .init(
+        let chat = ChatService(database: database, engine: RoutingEngine(catalog: catalog), catalog: catalog,
+                               budget: configuration.budget)
+        api = PriviaAPI(database: database, accounts: accounts, chat: chat, catalog: catalog, budget: configuration.budget, settings: .init(
             environment: configuration.environment.rawValue, oauthExchangeSecret: configuration.oauthExchangeSecret,
             heartbeatSeconds: configuration.heartbeatSeconds))
     } catch {

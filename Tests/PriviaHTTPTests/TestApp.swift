@@ -9,14 +9,15 @@ final class TestApp {
     let database: Database
     let api: PriviaAPI
 
-    init(engine: ChatEngine = StubEngine(), oauthSecret: String? = nil) throws {
+    init(engine: ChatEngine = StubEngine(), oauthSecret: String? = nil, budget: UsageBudget = .unlimited) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("privia-http-\(newID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         database = try Database(path: directory + "/privia.db")
         _ = try database.withConnection { try Migrator(migrations: Migration.load(from: Self.migrations)).migrate($0) }
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
                                       signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))
-        api = PriviaAPI(database: database, accounts: accounts, chat: ChatService(database: database, engine: engine),
+        api = PriviaAPI(database: database, accounts: accounts,
+                        chat: ChatService(database: database, engine: engine, budget: budget), budget: budget,
                         settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05))
     }
 

@@ -88,8 +88,8 @@ public final class ConversationStore: Sendable {
         return found
     }
 
-    static let messageColumns = "id, role, content, timestamp, mode, sources, model, status"
-    static func message(_ row: SQLRow) -> Message {
+    public static let messageColumns = "id, role, content, timestamp, mode, sources, model, status"
+    public static func message(_ row: SQLRow) -> Message {
         let sources = row.optionalString(5).flatMap { try? JSONParser.parse($0) }?.arrayValue?.compactMap(\.stringValue)
         return Message(id: row.string(0), role: row.string(1), content: row.string(2), timestamp: row.string(3),
                        mode: row.optionalString(4), sources: sources, model: row.optionalString(6), status: row.string(7))

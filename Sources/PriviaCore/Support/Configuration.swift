@@ -16,6 +16,8 @@ public struct Configuration: Sendable {
     public var graceSeconds: Int
     public var heartbeatSeconds: Double
     public var maxRequestsPerWorker: Int
+    /// Per-user daily limits on tokens and on estimated cost (in the catalog's currency); 0 = none.
+    public var budget: UsageBudget
 
     public var databasePath: String { dataDirectory + "/privia.db" }
     public var socketPath: String { dataDirectory + "/run/privia-fcgi.sock" }
@@ -35,6 +37,13 @@ public struct Configuration: Sendable {
             }
             return value
         }
+        func decimal(_ name: String) throws -> Double {
+            guard let raw = env[name], !raw.isEmpty else { return 0 }
+            guard let value = Double(raw), value >= 0, value.isFinite else {
+                throw ConfigurationError("\(name) must be a non-negative number, not '\(raw)'")
+            }
+            return value
+        }
         let config = Configuration(
             environment: environment,
             dataDirectory: dataDirectory,
@@ -48,7 +57,9 @@ public struct Configuration: Sendable {
                                         PasswordHasher.defaultIterations...10_000_000),
             graceSeconds: try int("PRIVIA_GRACE_SECONDS", 30, 0...3600),
             heartbeatSeconds: Double(try int("PRIVIA_HEARTBEAT_MS", 15_000, 50...300_000)) / 1000,
-            maxRequestsPerWorker: try int("PRIVIA_MAX_REQUESTS", 0, 0...Int.max)
+            maxRequestsPerWorker: try int("PRIVIA_MAX_REQUESTS", 0, 0...Int.max),
+            budget: UsageBudget(dailyTokens: try int("PRIVIA_DAILY_TOKEN_LIMIT", 0, 0...Int.max),
+                                dailyCost: try decimal("PRIVIA_DAILY_COST_LIMIT"))
         )
         return config
     }

@@ -6,12 +6,30 @@ import PriviaEngines
 extension PriviaAPI {
     func turnRequest(_ request: HTTPRequest) throws -> TurnRequest {
         let body = try request.jsonObject()
+        let actionName = try body.string("action") ?? "ask"
+        guard let action = TurnAction(rawValue: actionName) else {
+            throw APIError.validation("action must be ask, regenerate or edit, not '\(actionName)'")
+        }
+        let key = try request.header("idempotency-key") ?? body.string("idempotency_key")
+        if let key, key.isEmpty || key.utf8.count > 255 {
+            throw APIError.validation("An idempotency key must be 1 to 255 characters")
+        }
         let turn = TurnRequest(question: try body.string("question") ?? "", conversationID: try body.string("conversation_id"),
                                model: try body.string("model"), temperature: try body.double("temperature"),
-                               maxTokens: try body.int("max_tokens"))
+                               maxTokens: try body.int("max_tokens"), action: action, idempotencyKey: key)
         // Checked before anything is persisted: an unknown model or an out-of-range setting is a 400.
         try catalog.validate(model: turn.model, temperature: turn.temperature, maxTokens: turn.maxTokens)
         return turn
+    }
+
+    /// The caller's usage by UTC day and model (`?days=`, default 30), with the budget in force.
+    func usageReport(_ request: HTTPRequest) throws -> HTTPResponse {
+        let caller = try caller(request)
+        let days = try request.query["days"].map { raw -> Int in
+            guard let value = Int(raw), (1...366).contains(value) else { throw APIError.validation("days must be 1 to 366") }
+            return value
+        } ?? 30
+        return HTTPResponse.json(200, try usage.report(userID: caller.user.id, days: days)).by(caller)
     }
 
     /// The models this deployment offers, with their prices per million tokens.

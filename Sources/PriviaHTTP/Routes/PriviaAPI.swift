@@ -10,6 +10,7 @@ public final class PriviaAPI: HTTPResponder {
     let conversations: ConversationStore
     let chat: ChatService
     let catalog: ModelCatalog
+    let usage: UsageLedger
     let settings: Settings
     let startedAt = Date()
 
@@ -26,12 +27,13 @@ public final class PriviaAPI: HTTPResponder {
     }
 
     public init(database: Database, accounts: AccountService, chat: ChatService, catalog: ModelCatalog = .stubOnly(),
-                settings: Settings) {
+                budget: UsageBudget = .unlimited, settings: Settings) {
         self.database = database
         self.accounts = accounts
         self.conversations = ConversationStore(database: database)
         self.chat = chat
         self.catalog = catalog
+        self.usage = UsageLedger(database: database, budget: budget)
         self.settings = settings
     }
 
@@ -79,6 +81,7 @@ public final class PriviaAPI: HTTPResponder {
             }
         }
         if path.match("/api/models") != nil { try allow("GET"); return try models(request) }
+        if path.match("/api/usage") != nil { try allow("GET"); return try usageReport(request) }
         if path.match("/api/query") != nil { try allow("POST"); return try query(request) }
         if path.match("/api/stream") != nil { try allow("POST"); return try stream(request) }
         throw APIError.notFound("Not Found")
