@@ -27,6 +27,16 @@ import Testing
         #expect(request("/api/ws/chat").route(allowedOrigins: allowed) == .chat, "non-browser clients send no Origin")
     }
 
+    @Test func theRequestsOwnOriginIsAllowedLikeNginxAllowsIt() {
+        let allowed: Set<String> = ["https://app.example"]
+        let own = [("Origin", "https://127.0.0.1:8443"), ("Host", "127.0.0.1:8443"), ("X-Forwarded-Proto", "https")]
+        #expect(request("/api/ws/chat", own).route(allowedOrigins: allowed) == .chat)
+        let otherPort = [("Origin", "https://127.0.0.1:9443"), ("Host", "127.0.0.1:8443"), ("X-Forwarded-Proto", "https")]
+        #expect(request("/api/ws/chat", otherPort).route(allowedOrigins: allowed) == .forbiddenOrigin)
+        let plainScheme = [("Origin", "https://127.0.0.1:8443"), ("Host", "127.0.0.1:8443"), ("X-Forwarded-Proto", "http")]
+        #expect(request("/api/ws/chat", plainScheme).route(allowedOrigins: allowed) == .forbiddenOrigin)
+    }
+
     @Test func remoteAddress() {
         #expect(request("/", [("X-Real-IP", "203.0.113.9")]).remoteAddress == "203.0.113.9")
         #expect(request("/", [("X-Forwarded-For", "2001:db8::1, 10.0.0.1")]).remoteAddress == "2001:db8::1")

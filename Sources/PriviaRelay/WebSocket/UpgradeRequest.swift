@@ -27,13 +27,24 @@ public struct UpgradeRequest: Sendable {
 
     /// Browsers send `Origin` on every WebSocket handshake, and CORS does not apply to
     /// WebSockets: a cookie-authenticated socket from another site would otherwise be accepted.
+    /// The rule is nginx's (snippets/privia/http.conf): no Origin, an allowed one, or the
+    /// request's own origin (its scheme from `X-Forwarded-Proto` and `Host`, port included).
     public func route(allowedOrigins: Set<String>) -> Route {
         guard head.method == .GET, path == Self.chatPath else { return .notFound }
-        if !allowedOrigins.isEmpty, let origin = head.headers.first(name: "origin"),
-           !allowedOrigins.contains(Self.normalizeOrigin(origin)) {
-            return .forbiddenOrigin
+        if !allowedOrigins.isEmpty, let origin = head.headers.first(name: "origin") {
+            let normalized = Self.normalizeOrigin(origin)
+            if !allowedOrigins.contains(normalized) && normalized != ownOrigin {
+                return .forbiddenOrigin
+            }
         }
         return .chat
+    }
+
+    /// The origin the request was made to, as nginx forwards it; nil without a Host header.
+    var ownOrigin: String? {
+        guard let host = head.headers.first(name: "host"), !host.isEmpty else { return nil }
+        let scheme = head.headers.first(name: "x-forwarded-proto") ?? "http"
+        return Self.normalizeOrigin("\(scheme)://\(host)")
     }
 
     static func normalizeOrigin(_ origin: String) -> String {
