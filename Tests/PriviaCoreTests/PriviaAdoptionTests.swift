@@ -2,23 +2,13 @@ import Foundation
 import Testing
 @testable import PriviaCore
 
-/// A database as Privia's Python backend leaves it at Alembic revision b4e2c3d5f6a7: the columns
-/// that later revisions added come last, as ALTER TABLE put them there.
-let priviaAlembicSchema = """
-    CREATE TABLE users (id VARCHAR NOT NULL, email VARCHAR NOT NULL, full_name VARCHAR,
-      password_hash VARCHAR NOT NULL, role VARCHAR DEFAULT 'member' NOT NULL,
-      provider VARCHAR, provider_account_id VARCHAR, avatar_url VARCHAR, PRIMARY KEY (id));
-    CREATE UNIQUE INDEX ix_users_email ON users (email);
-    CREATE TABLE conversations (id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, title VARCHAR NOT NULL,
-      created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, status VARCHAR DEFAULT 'active' NOT NULL,
-      PRIMARY KEY (id), FOREIGN KEY(user_id) REFERENCES users (id));
-    CREATE TABLE messages (id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, role VARCHAR NOT NULL,
-      content VARCHAR NOT NULL, timestamp DATETIME NOT NULL, PRIMARY KEY (id),
-      FOREIGN KEY(conversation_id) REFERENCES conversations (id) ON DELETE CASCADE);
-    CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL, CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-    CREATE UNIQUE INDEX ix_conversations_one_empty_per_user ON conversations (user_id) WHERE status = 'empty';
-    INSERT INTO alembic_version VALUES ('b4e2c3d5f6a7');
-    """
+/// A database as Privia's Python backend leaves it at Alembic revision b4e2c3d5f6a7 (the
+/// fixture the end-to-end adoption test uses too).
+let priviaAlembicSchema: String = {
+    let path = URL(fileURLWithPath: migrationsDirectory).deletingLastPathComponent()
+        .appendingPathComponent("tests/fixtures/privia-alembic-b4e2c3d5f6a7.sql").path
+    return try! String(contentsOfFile: path, encoding: .utf8)
+}()
 
 /// Privia's stored password format: hex salt text used as bytes, 100,000 rounds.
 func priviaLegacyHash(_ password: String, salt: String = "00112233445566778899aabbccddeeff") -> String {

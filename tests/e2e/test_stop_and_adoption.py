@@ -8,6 +8,7 @@ import sqlite3
 import time
 
 from api_client import FrontendSSE, bearer, sign_up_and_in
+from conftest import REPO
 
 
 def last_message(client, token):
@@ -46,22 +47,7 @@ def test_an_sse_client_leaving_stops_the_generation_and_frees_the_thread(make_st
         assert time.monotonic() - started < 1.0
 
 
-PRIVIA_SCHEMA = """
-CREATE TABLE users (id VARCHAR NOT NULL, email VARCHAR NOT NULL, full_name VARCHAR,
-  password_hash VARCHAR NOT NULL, role VARCHAR DEFAULT 'member' NOT NULL,
-  provider VARCHAR, provider_account_id VARCHAR, avatar_url VARCHAR, PRIMARY KEY (id));
-CREATE UNIQUE INDEX ix_users_email ON users (email);
-CREATE TABLE conversations (id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, title VARCHAR NOT NULL,
-  created_at DATETIME NOT NULL, updated_at DATETIME NOT NULL, status VARCHAR DEFAULT 'active' NOT NULL,
-  PRIMARY KEY (id), FOREIGN KEY(user_id) REFERENCES users (id));
-CREATE TABLE messages (id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, role VARCHAR NOT NULL,
-  content VARCHAR NOT NULL, timestamp DATETIME NOT NULL, PRIMARY KEY (id),
-  FOREIGN KEY(conversation_id) REFERENCES conversations (id) ON DELETE CASCADE);
-CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL,
-  CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num));
-CREATE UNIQUE INDEX ix_conversations_one_empty_per_user ON conversations (user_id) WHERE status = 'empty';
-INSERT INTO alembic_version VALUES ('b4e2c3d5f6a7');
-"""
+PRIVIA_SCHEMA = (REPO / "tests" / "fixtures" / "privia-alembic-b4e2c3d5f6a7.sql").read_text()
 
 
 def privia_hash(password: str, salt: str = "5f4dcc3b5aa765d61d8327deb882cf99") -> str:
