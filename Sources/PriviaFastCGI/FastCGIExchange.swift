@@ -53,7 +53,7 @@ final class FastCGIExchange: ResponseStream {
                            body: body, requestID: params["REQUEST_ID"] ?? "", remoteAddress: params["REMOTE_ADDR"] ?? "")
     }
 
-    /// Writes the CGI status line and headers, then the body. Returns the bytes of body sent.
+    /// Writes the CGI status line and headers, then the body (or runs the stream producer).
     func write(_ response: HTTPResponse) {
         var head = "Status: \(response.status) \(HTTPResponse.reason(response.status))\r\n"
         for (name, value) in response.headers { head += "\(name): \(value)\r\n" }

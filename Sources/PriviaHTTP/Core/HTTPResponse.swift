@@ -35,7 +35,7 @@ public struct HTTPResponse: Sendable {
 
     public static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }
 
-    /// A body-less copy's bytes, for tests and logs.
+    /// The complete body; empty for a streamed one.
     public var bodyBytes: [UInt8] {
         if case .bytes(let bytes) = body { return bytes }
         return []

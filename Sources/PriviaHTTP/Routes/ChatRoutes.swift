@@ -71,10 +71,8 @@ extension PriviaAPI {
             do {
                 let outcome = try chat.generate(turn, sink: sink)
                 switch outcome.status {
-                case .complete:
+                case .complete, .stopped:  // after a stop, `done` reaches a client only if it is still there
                     _ = stream.send(SSE.event("done", data: outcome.doneJSON.text))
-                case .stopped:
-                    _ = stream.send(SSE.event("done", data: outcome.doneJSON.text))  // reaches a client only if it is still there
                 case .failed:
                     let error = outcome.error ?? EngineError(.provider, "The model failed")
                     _ = stream.send(SSE.event("error", data: JSON.object([
