@@ -271,10 +271,12 @@ class Stack:
         self._close_log()
         # Allow the kernel a moment to finish tearing down processes just killed.
         deadline = time.monotonic() + 2
-        while still_alive(family) and time.monotonic() < deadline:
+        while True:
+            left = still_alive(family)
+            strays = [pid for pid in processes_mentioning(str(self.data_dir)) if pid not in left]
+            if not (left or strays) or time.monotonic() > deadline:
+                break
             time.sleep(0.05)
-        left = still_alive(family)
-        strays = [pid for pid in processes_mentioning(str(self.data_dir)) if pid not in left]
         if left or strays:
             described = ", ".join(f"{pid} ({command_name(pid)})" for pid in left + strays)
             self._kill(family)

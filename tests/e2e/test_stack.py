@@ -412,3 +412,33 @@ def test_stack_stops_when_one_service_dies(make_stack):
     code = s.wait_for_exit(family)
     assert code != 0
     assert "relay exited" in s.log_tail()
+
+
+def test_snippets_work_in_an_operators_own_server_block(stack, tmp_path):
+    """nginx/README.md's recipe: the snippets included into someone else's nginx.conf."""
+    shutil.copytree(REPO / "nginx" / "snippets", tmp_path / "snippets")
+    tls = stack.data_dir / "tls"
+    (tmp_path / "nginx.conf").write_text(f"""
+pid {tmp_path}/nginx.pid;
+error_log stderr;
+events {{}}
+http {{
+  include /etc/nginx/mime.types;
+  client_body_temp_path {tmp_path}/body;
+  include snippets/privia/http.conf;
+  limit_req_zone $privia_auth_limit_key zone=privia_auth:10m rate=30r/m;
+  upstream privia_fcgi  {{ server unix:/var/lib/privia/run/privia-fcgi.sock; }}
+  upstream privia_relay {{ server unix:/var/lib/privia/run/privia-relay.sock; }}
+  server {{
+    listen 127.0.0.1:{free_ports(1)[0]} ssl http2;
+    server_name privia.example.com;
+    ssl_certificate {tls}/cert.pem;
+    ssl_certificate_key {tls}/key.pem;
+    include snippets/privia/tls.conf;
+    include snippets/privia/server.conf;
+  }}
+}}
+""")
+    out = subprocess.run(["nginx", "-t", "-p", f"{tmp_path}/", "-c", str(tmp_path / "nginx.conf")],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr

@@ -1,0 +1,42 @@
+import Foundation
+import PriviaCore
+import PriviaHTTP
+
+/// The start of a pool executable: the same binary is the master, or, with `--worker`, one
+/// worker the master started. `responder` is built in each worker; `prepareMaster` runs once in
+/// the master before the socket opens (migrations, config checks).
+public enum PoolProcess {
+    public static func run(configuration: Configuration, prepareMaster: () throws -> Void = {},
+                           responder makeResponder: () throws -> HTTPResponder) -> Never {
+        if CommandLine.arguments.contains("--worker") {
+            let listenFD = Int32(ProcessInfo.processInfo.environment["PRIVIA_LISTEN_FD"] ?? "") ?? 3
+            let responder: HTTPResponder
+            do {
+                responder = try makeResponder()
+            } catch {
+                fail("worker cannot start: \(error)")
+            }
+            Worker(listenSocket: listenFD, threads: configuration.threads, maxRequests: configuration.maxRequestsPerWorker,
+                   responder: responder).run()
+        }
+        do {
+            try PoolMaster.ensureNotRunning(socketPath: configuration.socketPath)
+            let runDirectory = (configuration.socketPath as NSString).deletingLastPathComponent
+            try FileManager.default.createDirectory(atPath: runDirectory, withIntermediateDirectories: true)
+            try prepareMaster()
+            try "\(getpid())\n".write(toFile: runDirectory + "/privia-fcgi.pid", atomically: true, encoding: .utf8)
+        } catch {
+            fail("\(error)")
+        }
+        let group = ProcessInfo.processInfo.environment["PRIVIA_LISTEN_GROUP"].flatMap { $0.isEmpty ? nil : $0 }
+        PoolMaster(settings: PoolSettings(workers: configuration.workers, threads: configuration.threads,
+                                          graceSeconds: configuration.graceSeconds, socketPath: configuration.socketPath,
+                                          listenGroup: group)).run()
+    }
+
+    /// Logs `message` as an error and exits 1: for start-up failures.
+    public static func fail(_ message: String) -> Never {
+        ProcessLog.error(message)
+        exit(1)
+    }
+}
