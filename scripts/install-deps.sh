@@ -3,6 +3,8 @@
 #
 #   scripts/install-deps.sh           Debian packages + the e2e suite's Python venv (.venv)
 #   scripts/install-deps.sh --bench   also wrk, for `make bench`
+#   scripts/install-deps.sh --build   only what building needs (the Dockerfile's build stage)
+#   scripts/install-deps.sh --runtime only what running needs (the Dockerfile's final stage)
 #
 # Idempotent and quiet: it asks apt only when a package is missing (`dpkg -s`), and
 # pip only when tests/requirements.txt changed since .venv was made. A second run
@@ -14,10 +16,12 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf '[install-deps] %s\n' "$*"; }
 die() { printf '[install-deps] error: %s\n' "$*" >&2; exit 1; }
 
-bench=0
+bench=0 mode=all
 for arg in "$@"; do
     case $arg in
         --bench) bench=1 ;;
+        --build) mode=build ;;
+        --runtime) mode=runtime ;;
         -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$arg' (try --help)" ;;
     esac
@@ -27,30 +31,41 @@ done
 # Debian packages
 # ---------------------------------------------------------------------------
 
-packages=(
+build_packages=(
     libfcgi-dev           # libfcgi, for the pool
     libfcgi-bin           # cgi-fcgi, for talking FastCGI to the pool by hand (and the e2e suite)
     libsqlite3-dev
     libssl-dev
     libcurl4-openssl-dev  # the OpenAI-compatible engine
+    pkg-config            # SwiftPM finds the C libraries through it
+)
+run_packages=(
     openssl               # the launcher's self-signed certificate
     gettext-base          # envsubst, to render the nginx templates
-    pkg-config            # SwiftPM finds the C libraries through it
     curl
 )
+case $mode in
+    all) packages=("${build_packages[@]}" "${run_packages[@]}") ;;
+    build) packages=("${build_packages[@]}") ;;
+    # The shared libraries the binaries link, without headers or tools.
+    runtime) packages=("${run_packages[@]}" libfcgi0ldbl libsqlite3-0 libssl3 libcurl4 ca-certificates) ;;
+esac
 
 # Any nginx with TLS and HTTP/2 will do; nginx-light is the smallest one that has both.
-if ! command -v nginx >/dev/null ||
-    ! nginx -V 2>&1 | grep -q -- --with-http_v2_module ||
-    ! nginx -V 2>&1 | grep -q -- --with-http_ssl_module; then
-    packages+=(nginx-light)
-fi
+nginx_fits() {
+    command -v nginx >/dev/null &&
+        nginx -V 2>&1 | grep -q -- --with-http_v2_module &&
+        nginx -V 2>&1 | grep -q -- --with-http_ssl_module
+}
+[[ $mode == build ]] || nginx_fits || packages+=(nginx-light)
 
 # The e2e suite needs a Python with venv and pip.
-if ! command -v python3 >/dev/null; then
-    packages+=(python3 python3-venv)
-elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
-    packages+=(python3-venv)
+if [[ $mode == all ]]; then
+    if ! command -v python3 >/dev/null; then
+        packages+=(python3 python3-venv)
+    elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
+        packages+=(python3-venv)
+    fi
 fi
 
 ((bench)) && packages+=(wrk)
@@ -85,6 +100,8 @@ fi
 # ---------------------------------------------------------------------------
 # Python packages for the e2e suite, in .venv
 # ---------------------------------------------------------------------------
+
+[[ $mode == all ]] || exit 0
 
 requirements=tests/requirements.txt
 stamp=.venv/.requirements.sha256
