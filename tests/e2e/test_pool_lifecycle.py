@@ -1,0 +1,109 @@
+"""The pool's process model seen from a client: a graceful stop lets a slow request finish,
+a reload replaces every worker without failing a request, and health reports a database
+that cannot be written."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import threading
+import time
+
+from api_client import FrontendSSE, bearer, sign_up_and_in
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+def test_sigterm_lets_a_slow_stream_finish_then_the_pool_exits(make_stack):
+    stack = make_stack({"PRIVIA_STUB_DELAY_MS": "100", "PRIVIA_GRACE_SECONDS": "20"}, name="term")
+    master = stack.fcgi_master_pid()
+    with stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        parser = FrontendSSE()
+        with client.stream("POST", "/api/stream", headers=bearer(token), json={"question": "take your time"}) as r:
+            signalled = False
+            for chunk in r.iter_text():
+                parser.feed(chunk)
+                if parser.token_events >= 2 and not signalled:
+                    os.kill(master, signal.SIGTERM)
+                    signalled = True
+        assert signalled
+        assert parser.done is not None and parser.done["status"] == "complete", "the in-flight stream was cut"
+        assert parser.answer.startswith("No language model is connected")
+    wait_for(lambda: not pid_alive(master), 10, "the pool master did not exit after draining")
+
+
+def test_sighup_replaces_every_worker_without_failing_a_request(make_stack):
+    stack = make_stack({"PRIVIA_WORKERS": "2", "PRIVIA_STUB_DELAY_MS": "50"}, name="hup")
+    old_workers = set(stack.fcgi_worker_pids())
+    assert len(old_workers) == 2
+    with stack.client() as client:
+        token, _ = sign_up_and_in(client)
+    statuses: list[int] = []
+    failures: list[str] = []
+    stop = threading.Event()
+
+    def hammer():
+        with stack.client() as client:
+            while not stop.is_set():
+                try:
+                    statuses.append(client.get("/api/conversations", headers=bearer(token)).status_code)
+                except Exception as error:  # a refused or reset request is exactly the failure under test
+                    failures.append(repr(error))
+
+    def stream():
+        with stack.client() as client:
+            parser = FrontendSSE()
+            with client.stream("POST", "/api/stream", headers=bearer(token), json={"question": "across a reload"}) as r:
+                for chunk in r.iter_text():
+                    parser.feed(chunk)
+            if not (parser.done and parser.done["status"] == "complete"):
+                failures.append(f"stream across the reload did not complete: {parser.done}")
+
+    threads = [threading.Thread(target=hammer) for _ in range(3)] + [threading.Thread(target=stream)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    os.kill(stack.fcgi_master_pid(), signal.SIGHUP)
+    new_workers = wait_for(lambda: (lambda now: now if len(now) == 2 and not now & old_workers else None)(set(stack.fcgi_worker_pids())),
+                           10, "the old workers were not replaced")
+    time.sleep(0.5)
+    stop.set()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert failures == []
+    assert statuses and set(statuses) == {200}, f"{len(statuses)} requests, statuses {set(statuses)}"
+    assert len(new_workers) == 2
+
+
+def test_health_is_degraded_while_the_database_cannot_be_written(stack):
+    holder = sqlite3.connect(stack.data_dir / "privia.db", timeout=5, isolation_level=None)
+    try:
+        holder.execute("BEGIN IMMEDIATE")  # hold the write lock, as a stuck writer would
+        with stack.client() as client:
+            r = client.get("/api/health")
+            assert r.status_code == 503
+            assert r.json()["status"] == "degraded"
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    with stack.client() as client:
+        r = client.get("/api/health")
+        assert r.status_code == 200 and r.json()["status"] == "ok"
