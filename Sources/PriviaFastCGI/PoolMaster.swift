@@ -159,9 +159,11 @@ public final class PoolMaster {
                                             signaled != 0 ? ("signal", .int(Int(signaled))) : ("exit_code", .int(Int((status >> 8) & 0xff)))]
             if stopDeadline != nil || worker.retiring {
                 ProcessLog.info("worker exited", fields)
+            } else if signaled == 0 && (status >> 8) & 0xff == 0 {
+                ProcessLog.info("worker recycled after max requests, restarting", fields)
+                spawn(slot: worker.slot)
             } else {
-                // A crash, a kill, or a recycle after max requests: replace it at once.
-                ProcessLog.error("worker exited unexpectedly, restarting", fields)
+                ProcessLog.error("worker died, restarting", fields)  // a crash or a kill
                 spawn(slot: worker.slot)
             }
         }
