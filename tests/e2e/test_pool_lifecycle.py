@@ -107,3 +107,14 @@ def test_health_is_degraded_while_the_database_cannot_be_written(stack):
     with stack.client() as client:
         r = client.get("/api/health")
         assert r.status_code == 200 and r.json()["status"] == "ok"
+
+
+def test_a_worker_is_recycled_after_max_requests_without_failing_one(make_stack):
+    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_MAX_REQUESTS": "5"}, name="recycle")
+    first = stack.fcgi_worker_pids()
+    with stack.client() as client:
+        statuses = [client.get("/api/health").status_code for _ in range(12)]
+    assert statuses == [200] * 12
+    later = wait_for(lambda: (lambda now: now if len(now) == 1 and now != first else None)(stack.fcgi_worker_pids()),
+                     5, "the worker was not recycled")
+    assert later != first
