@@ -34,6 +34,8 @@ func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: tex
         #expect(ClientMessage.parse(#"{"question":"  \n"}"#).isBlankQuestion)
         #expect(ClientMessage.parse(#"{}"#).isBlankQuestion)
         #expect(ClientMessage.parse(" ").isBlankQuestion)
+        #expect(!ClientMessage.parse(#"{"action":"regenerate","conversation_id":"c"}"#).isBlankQuestion, "a regenerate needs no question")
+        #expect(ClientMessage.parse(#"{"action":"edit","conversation_id":"c"}"#).isBlankQuestion)
         #expect(!ClientMessage.parse("x").isBlankQuestion)
     }
 }

@@ -516,3 +516,25 @@ def test_a_ping_is_answered_through_nginx_even_mid_turn(stack, member):
             assert time.monotonic() < deadline, "no pong to an idle ping"
     finally:
         ws.close()
+
+
+def test_generation_controls_and_idempotency_work_over_the_socket(stack):
+    with stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        ws = connect(stack, token)
+        try:
+            first = assert_done(run_turn(ws, {"question": "first question"}))
+            cid = first["conversation_id"]
+            regenerated = assert_done(run_turn(ws, {"action": "regenerate", "conversation_id": cid}))
+            assert regenerated["message_id"] != first["message_id"]
+            edited = assert_done(run_turn(ws, {"action": "edit", "question": "edited question", "conversation_id": cid}))
+            keyed = assert_done(run_turn(ws, {"question": "once only", "conversation_id": cid, "idempotency_key": "ws-1"}))
+            replay = run_turn(ws, {"question": "once only", "conversation_id": cid, "idempotency_key": "ws-1"})
+        finally:
+            ws.close()
+        assert replay.end["message_id"] == keyed["message_id"] and replay.answer == STUB_REPLY
+        messages = conversation(client, token, cid)["messages"]
+        assert [(m["role"], m["content"]) for m in messages] == [
+            ("user", "edited question"), ("assistant", STUB_REPLY.strip()),
+            ("user", "once only"), ("assistant", STUB_REPLY.strip())]
+        assert messages[1]["id"] == edited["message_id"] and messages[3]["id"] == keyed["message_id"]

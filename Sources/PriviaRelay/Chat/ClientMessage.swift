@@ -40,9 +40,10 @@ public enum ClientMessage: Equatable, Sendable {
         .question(text, body: .object([("question", .string(text))] + extra))
     }
 
-    /// Blank questions are refused before a turn starts.
+    /// Blank questions are refused before a turn starts, except for a regenerate, which
+    /// answers the conversation's last question again and needs none.
     public var isBlankQuestion: Bool {
-        guard case .question(let text, _) = self else { return false }
+        guard case .question(let text, let body) = self, body["action"]?.stringValue != "regenerate" else { return false }
         return text.unicodeScalars.allSatisfy { $0.properties.isWhitespace }
     }
 }
