@@ -43,6 +43,8 @@ let package = Package(
 
         .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI"]),
         .executableTarget(name: "privia-relay", dependencies: ["PriviaRelay"]),
+        // The benchmark's ceiling: the same pool answering a constant body (bench/README.md).
+        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI"]),
         .executableTarget(name: "privia", dependencies: [
             "PriviaCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

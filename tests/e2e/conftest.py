@@ -12,7 +12,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import tempfile
@@ -23,6 +22,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from loopback import free_ports  # noqa: F401  (tests import it from here too)
+
 REPO = Path(__file__).resolve().parents[2]
 LAUNCHER = REPO / "scripts" / "privia-stack"
 BIN_DIR = Path(os.environ.get("PRIVIA_BIN_DIR", REPO / ".build" / "release")).resolve()
@@ -32,20 +33,6 @@ REFUSED_ORIGIN = "https://evil.example.test"
 
 # Short drain so stopping a stack takes seconds, not the production default of 30.
 GRACE_SECONDS = 5
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports the kernel just handed out on 127.0.0.1 (held together, so distinct)."""
-    sockets = []
-    try:
-        for _ in range(count):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            sockets.append(s)
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,640 @@
+"""Load drivers for what wrk cannot drive: SSE streams held open, WebSockets, raw FastCGI.
+
+Standard library only (asyncio + ssl). Each driver is a subcommand that reads its settings
+as JSON on stdin and prints one JSON result on stdout, so the runner (run.py) samples
+process memory from another process than the one whose latency it measures:
+
+    echo '{"port": 8443, "cafile": ..., "tokens": [...], ...}' | python3 bench/drivers.py streams
+
+Every driver is bounded: a count of connections and a deadline in seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import os
+import resource
+import ssl
+import struct
+import sys
+import time
+
+now = time.perf_counter
+
+HOST = "127.0.0.1"  # loopback only, always
+
+
+# ---------------------------------------------------------------------------
+# HTTP/1.1 over TLS, just enough for one streamed response per connection
+# ---------------------------------------------------------------------------
+
+
+def tls_context(cafile: str) -> ssl.SSLContext:
+    """Trusts exactly the stack's self-signed certificate (made for 127.0.0.1), like a browser
+    that was told to; HTTP/1.1 only, one request per connection as wrk does."""
+    context = ssl.create_default_context(cafile=cafile)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+class SSEEvents:
+    """Splits a decoded SSE body into events and notes when each token event arrived."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.token_times: list[float] = []
+        self.final: str | None = None  # "done" or "error"
+
+    def feed(self, data: bytes, at: float) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\n\n")
+            if end < 0:
+                return
+            block, self.buffer = self.buffer[:end], self.buffer[end + 2 :]
+            name, has_data = b"", False
+            for line in block.split(b"\n"):
+                if line.startswith(b"event:"):
+                    name = line[6:].strip()
+                elif line.startswith(b"data:"):
+                    has_data = True
+            if not has_data:
+                continue  # a heartbeat comment
+            if name in (b"", b"message"):
+                self.token_times.append(at)
+            elif name in (b"done", b"error"):
+                self.final = name.decode()
+
+
+class ChunkedBody:
+    """Decodes `Transfer-Encoding: chunked` incrementally; `finished` after the last chunk."""
+
+    def __init__(self) -> None:
+        self.buffer = b""
+        self.left = 0  # data bytes of the current chunk still to come
+        self.crlf = False  # the CRLF that ends a chunk's data is next
+        self.finished = False
+
+    def feed(self, data: bytes) -> bytes:
+        self.buffer += data
+        out = []
+        while not self.finished:
+            if self.left:
+                if not self.buffer:
+                    break
+                take = self.buffer[: self.left]
+                self.buffer = self.buffer[len(take) :]
+                self.left -= len(take)
+                self.crlf = self.left == 0
+                out.append(take)
+            elif self.crlf:
+                if len(self.buffer) < 2:
+                    break
+                self.buffer, self.crlf = self.buffer[2:], False
+            else:
+                line_end = self.buffer.find(b"\r\n")
+                if line_end < 0:
+                    break
+                size = int(self.buffer[:line_end].split(b";")[0], 16)
+                self.buffer = self.buffer[line_end + 2 :]
+                self.finished = size == 0
+                self.left = size
+        return b"".join(out)
+
+
+class StreamTurn:
+    """One `POST /api/stream` over its own TLS connection: connect first, then (all at once
+    with the others) send, and read the SSE answer to its end."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, token: str, body: dict) -> None:
+        self.port, self.context, self.token = port, context, token
+        self.body = json.dumps(body).encode()
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.sent_at = 0.0
+        self.status = 0
+        self.events = SSEEvents()
+        self.error: str | None = None
+
+    async def connect(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port, ssl=self.context,
+                                                                 server_hostname=HOST, limit=1 << 20)
+
+    async def run(self) -> None:
+        try:
+            await self._run()
+        except Exception as error:  # counted, never raised: one failure must not stop the others
+            self.error = self.error or f"{type(error).__name__}: {error}"
+        finally:
+            if self.writer:
+                self.writer.close()
+
+    async def _run(self) -> None:
+        assert self.reader and self.writer
+        head = (
+            f"POST /api/stream HTTP/1.1\r\nHost: localhost:{self.port}\r\n"
+            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
+            f"Accept: text/event-stream\r\nContent-Length: {len(self.body)}\r\n\r\n"
+        ).encode()
+        self.sent_at = now()
+        self.writer.write(head + self.body)
+        raw_head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = raw_head.decode("latin-1").split("\r\n")
+        self.status = int(lines[0].split()[1])
+        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
+        if self.status != 200:
+            self.error = f"status {self.status}"
+            return
+        if "chunked" not in headers.get("transfer-encoding", ""):
+            self.error = "expected a chunked streamed response"
+            return
+        chunks = ChunkedBody()
+        while not chunks.finished and self.events.final is None:
+            data = await self.reader.read(65536)
+            at = now()
+            if not data:
+                break
+            self.events.feed(chunks.feed(data), at)
+        if self.events.final != "done":
+            self.error = f"stream ended with {self.events.final or 'no final event'}"
+
+
+# ---------------------------------------------------------------------------
+# FastCGI straight to the pool's socket (the baseline for token latency)
+# ---------------------------------------------------------------------------
+
+FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
+
+
+def fcgi_record(kind: int, content: bytes, request_id: int = 1) -> bytes:
+    padding = (8 - len(content) % 8) % 8
+    return struct.pack(">BBHHBx", 1, kind, request_id, len(content), padding) + content + b"\0" * padding
+
+
+def fcgi_pairs(params: dict[str, str]) -> bytes:
+    out = bytearray()
+    for name, value in params.items():
+        n, v = name.encode(), value.encode()
+        for length in (len(n), len(v)):
+            out += bytes([length]) if length < 128 else struct.pack(">I", length | 0x80000000)
+        out += n + v
+    return bytes(out)
+
+
+class FastCGITurn:
+    """The same `POST /api/stream` sent as nginx would send it, on the pool's unix socket."""
+
+    def __init__(self, socket_path: str, token: str, body: dict) -> None:
+        self.socket_path, self.token = socket_path, token
+        self.body = json.dumps(body).encode()
+        self.sent_at = 0.0
+        self.events = SSEEvents()
+        self.error: str | None = None
+        self.reader = self.writer = None
+
+    async def connect(self) -> None:
+        """Nothing ahead of time: like nginx, connect when the request is sent. (A pool thread
+        that accepted a connection waits inside FCGX_Accept_r for its params while holding the
+        worker's accept turn, so an idle connection made early would stall other requests.)"""
+
+    async def run(self) -> None:
+        try:
+            self.sent_at = now()
+            self.reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
+            await self._run()
+        except Exception as error:
+            self.error = self.error or f"{type(error).__name__}: {error}"
+        finally:
+            if self.writer:
+                self.writer.close()
+
+    async def _run(self) -> None:
+        params = {
+            "REQUEST_METHOD": "POST", "REQUEST_URI": "/api/stream", "DOCUMENT_URI": "/api/stream",
+            "SCRIPT_NAME": "/api/stream", "QUERY_STRING": "", "CONTENT_TYPE": "application/json",
+            "CONTENT_LENGTH": str(len(self.body)), "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
+            "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost", "HTTP_HOST": "localhost",
+            "HTTP_AUTHORIZATION": f"Bearer {self.token}", "HTTP_ACCEPT": "text/event-stream",
+            "REQUEST_ID": os.urandom(16).hex(),
+        }
+        message = (
+            fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
+            + fcgi_record(FCGI_PARAMS, fcgi_pairs(params)) + fcgi_record(FCGI_PARAMS, b"")
+            + fcgi_record(FCGI_STDIN, self.body) + fcgi_record(FCGI_STDIN, b"")
+        )
+        self.writer.write(message)
+        buffer, head_done, head = b"", False, b""
+        while self.events.final is None:
+            data = await self.reader.read(65536)
+            at = now()
+            if not data:
+                break
+            buffer += data
+            while len(buffer) >= 8:
+                _, kind, _, length, padding = struct.unpack(">BBHHBx", buffer[:8])
+                if len(buffer) < 8 + length + padding:
+                    break
+                content, buffer = buffer[8 : 8 + length], buffer[8 + length + padding :]
+                if kind == FCGI_END_REQUEST:
+                    break
+                if kind != FCGI_STDOUT:
+                    continue
+                if not head_done:
+                    head += content
+                    if b"\r\n\r\n" in head:
+                        head_done = True
+                        head, rest = head.split(b"\r\n\r\n", 1)
+                        if not head.startswith(b"Status: 200"):
+                            self.error = head.split(b"\r\n")[0].decode()
+                            return
+                        self.events.feed(rest, at)
+                else:
+                    self.events.feed(content, at)
+        if self.events.final != "done":
+            self.error = f"stream ended with {self.events.final or 'no final event'}"
+
+
+# ---------------------------------------------------------------------------
+# WebSocket (RFC 6455), client side
+# ---------------------------------------------------------------------------
+
+
+class WebSocket:
+    """A client socket to `/api/ws/chat` through nginx: upgrade, masked text frames out,
+    frames in (pings answered at once)."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, token: str) -> None:
+        self.port, self.context, self.token = port, context, token
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+        self.closed = False
+
+    async def open(self) -> None:
+        self.reader, self.writer = await asyncio.open_connection(HOST, self.port, ssl=self.context,
+                                                                 server_hostname=HOST, limit=1 << 20)
+        key = base64.b64encode(os.urandom(16)).decode()
+        origin = f"https://localhost:{self.port}"
+        # A browser sends the cookie and its Origin; it cannot set Authorization on a WebSocket.
+        self.writer.write((
+            f"GET /api/ws/chat HTTP/1.1\r\nHost: localhost:{self.port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Origin: {origin}\r\nCookie: auth-token={self.token}\r\n\r\n"
+        ).encode())
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if status != 101:
+            raise ConnectionError(f"upgrade answered {status}")
+
+    def send(self, opcode: int, payload: bytes) -> None:
+        mask = os.urandom(4)
+        length = len(payload)
+        if length < 126:
+            header = struct.pack(">BB", 0x80 | opcode, 0x80 | length)
+        elif length < 65536:
+            header = struct.pack(">BBH", 0x80 | opcode, 0x80 | 126, length)
+        else:
+            header = struct.pack(">BBQ", 0x80 | opcode, 0x80 | 127, length)
+        masked = bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) if length < 512 else _mask(payload, mask)
+        self.writer.write(header + mask + masked)
+
+    def send_text(self, text: str) -> None:
+        self.send(0x1, text.encode())
+
+    async def receive(self) -> tuple[int, bytes]:
+        """The next data message (opcode 1 or 2) or close (8); answers pings itself."""
+        assert self.reader
+        message, message_opcode = b"", 0
+        while True:
+            first, second = await self.reader.readexactly(2)
+            opcode, length = first & 0x0F, second & 0x7F
+            if length == 126:
+                (length,) = struct.unpack(">H", await self.reader.readexactly(2))
+            elif length == 127:
+                (length,) = struct.unpack(">Q", await self.reader.readexactly(8))
+            payload = await self.reader.readexactly(length) if length else b""
+            if opcode == 0x9:
+                self.send(0xA, payload)
+                continue
+            if opcode == 0xA:
+                return opcode, payload
+            if opcode == 0x8:
+                self.closed = True
+                return opcode, payload
+            if opcode != 0:
+                message_opcode = opcode
+            message += payload
+            if first & 0x80:
+                return message_opcode, message
+
+    def close(self) -> None:
+        if self.writer:
+            self.writer.close()
+
+
+def _mask(payload: bytes, mask: bytes) -> bytes:
+    key = int.from_bytes((mask * (len(payload) // 4 + 1))[: len(payload)], "big")
+    return (int.from_bytes(payload, "big") ^ key).to_bytes(len(payload), "big")
+
+
+# ---------------------------------------------------------------------------
+# Drivers
+# ---------------------------------------------------------------------------
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def bounded(limit: int, coroutines) -> list:
+    """Runs coroutines with at most `limit` in flight (TLS handshakes cost CPU on both ends)."""
+    gate = asyncio.Semaphore(limit)
+
+    async def one(coroutine):
+        async with gate:
+            return await coroutine
+
+    return await asyncio.gather(*(one(c) for c in coroutines), return_exceptions=True)
+
+
+async def streams_held(s: dict) -> dict:
+    """Scenario 6: N streams, each on a TLS connection opened beforehand; the requests go out
+    evenly spread over `ramp_seconds` (0: all at once), shorter than a stream lasts, so all N
+    are held at the same time at the end of the ramp. Each must end with `event: done`. Time
+    to first token is from writing the request to reading the first token event."""
+    context = tls_context(s["cafile"])
+    turns = [
+        StreamTurn(s["port"], context, s["tokens"][i % len(s["tokens"])],
+                   {"question": "How fast is this server?", "conversation_id": s["conversations"][i]})
+        for i in range(s["n"])
+    ]
+    started = now()
+    connected = await bounded(s.get("handshakes", 128), [t.connect() for t in turns])
+    connect_errors = [repr(r) for r in connected if isinstance(r, BaseException)]
+    live = [t for t, r in zip(turns, connected) if not isinstance(r, BaseException)]
+    connect_seconds = now() - started
+    cpu = time.process_time()
+    t0 = now()
+    ramp = s.get("ramp_seconds", 0)
+
+    async def start(index: int, turn: StreamTurn) -> None:
+        await asyncio.sleep(max(0.0, t0 + ramp * index / len(live) - now()))
+        await turn.run()
+
+    try:
+        await asyncio.wait_for(asyncio.gather(*(start(i, t) for i, t in enumerate(live))), s["deadline"])
+    except asyncio.TimeoutError:
+        pass
+    wall = now() - t0
+    errors = [t.error for t in live if t.error] + [f"unfinished" for t in live if not t.error and t.events.final is None]
+    ttft = [(t.events.token_times[0] - t.sent_at) * 1000 for t in live if t.events.token_times]
+    durations = [(t.events.token_times[-1] - t.sent_at) * 1000 for t in live if t.events.token_times]
+    # Streams held at once: the most whose first token had come and whose last had not.
+    edges = sorted([(t.events.token_times[0], 1) for t in live if t.events.token_times]
+                   + [(t.events.token_times[-1], -1) for t in live if t.events.token_times])
+    held = peak = 0
+    for _, step in edges:
+        held += step
+        peak = max(peak, held)
+    return {
+        "n": s["n"], "completed": sum(1 for t in live if t.events.final == "done" and not t.error),
+        "errors": len(errors) + len(connect_errors), "error_samples": (connect_errors + errors)[:5],
+        "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99), "ttft_max_ms": max(ttft, default=None),
+        "stream_p50_ms": percentile(durations, 50), "peak_concurrent": peak,
+        "connect_seconds": round(connect_seconds, 3), "send_to_end_seconds": round(wall, 3),
+        "client_cpu_share": round((time.process_time() - cpu) / wall, 3) if wall else None,
+    }
+
+
+class WebSocketTurn:
+    """One chat turn over its own WebSocket through nginx and the relay, timed like the others."""
+
+    def __init__(self, port: int, context: ssl.SSLContext, token: str, body: dict) -> None:
+        self.socket = WebSocket(port, context, token)
+        self.text = json.dumps(body)
+        self.sent_at = 0.0
+        self.events = SSEEvents()  # only its token_times and final are used
+        self.error: str | None = None
+
+    async def connect(self) -> None:
+        await self.socket.open()
+
+    async def run(self) -> None:
+        try:
+            self.sent_at = now()
+            self.socket.send_text(self.text)
+            while self.events.final is None:
+                opcode, payload = await self.socket.receive()
+                at = now()
+                if opcode == 0x8:
+                    self.error = "closed"
+                    return
+                if opcode != 0x1:
+                    continue
+                kind = json.loads(payload).get("type")
+                if kind == "token":
+                    self.events.token_times.append(at)
+                elif kind in ("done", "error"):
+                    self.events.final = kind
+            if self.events.final != "done":
+                self.error = "the turn ended with an error frame"
+        except Exception as error:
+            self.error = f"{type(error).__name__}: {error}"
+        finally:
+            self.socket.close()
+
+
+async def token_latency(s: dict) -> dict:
+    """Scenario 8, the client side: turns over SSE and over WebSockets, a few at a time (light
+    load: this is latency, not queueing), each token's arrival time recorded with the turn's
+    conversation id. `fastcgi_tap` records when the same tokens left the pool; run.py pairs
+    them. Turns start one after the other across one token interval, so no two write their
+    prompt at the same moment."""
+    context = tls_context(s["cafile"])
+    token = s["tokens"][0]
+    conversations = iter(s["conversations"])
+    streams = {"sse": [], "websocket": []}
+    errors = {"sse": 0, "websocket": 0}
+    for _ in range(s["rounds"]):
+        turns = []
+        for _ in range(s["concurrency"]):
+            for name, kind in (("sse", StreamTurn), ("websocket", WebSocketTurn)):
+                conversation = next(conversations)
+                turn = kind(s["port"], context, token, {"question": "Latency?", "conversation_id": conversation})
+                turns.append((name, conversation, turn))
+        await asyncio.gather(*(turn.connect() for _, _, turn in turns))
+        step, t0 = s["delay_ms"] / 1000 / len(turns), now()
+
+        async def start(index: int, turn) -> None:
+            await asyncio.sleep(max(0.0, t0 + index * step - now()))
+            await turn.run()
+
+        await asyncio.wait_for(asyncio.gather(*(start(i, t) for i, (_, _, t) in enumerate(turns))), s["deadline"])
+        for name, conversation, turn in turns:
+            errors[name] += bool(turn.error)
+            if not turn.error:
+                streams[name].append({"conversation_id": conversation, "sent_at": turn.sent_at,
+                                      "token_times": turn.events.token_times})
+    return {"errors": sum(errors.values()), "errors_by_path": errors, "streams": streams}
+
+
+async def fastcgi_tap(s: dict) -> dict:
+    """Scenario 8, the pool side: a pass-through on the pool's socket path that notes when
+    each token of each `POST /api/stream` left the pool (as it reads the pool's bytes,
+    before passing them on). Runs until SIGTERM, then prints conversation id -> token times.
+
+    run.py moves the pool's listening socket aside and puts this in its place for the
+    scenario, so nginx and the relay reach the pool through it; what it adds (a read and a
+    write, tens of microseconds) counts against nginx, so the figure errs high."""
+    import re
+    import signal
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    seen: dict[str, list[float]] = {}
+    pattern = re.compile(rb'"conversation_id"\s*:\s*"([0-9a-f-]{36})"')
+
+    async def serve(client_reader, client_writer) -> None:
+        upstream_reader, upstream_writer = await asyncio.open_unix_connection(s["upstream"], limit=1 << 20)
+        request = bytearray()
+        events = SSEEvents()
+
+        async def inbound() -> None:
+            while data := await client_reader.read(65536):
+                request.extend(data)
+                upstream_writer.write(data)
+            upstream_writer.write_eof() if upstream_writer.can_write_eof() else None
+
+        async def outbound() -> None:
+            buffer = b""
+            head_done = False
+            while data := await upstream_reader.read(65536):
+                at = now()
+                buffer += data
+                while len(buffer) >= 8:
+                    _, kind, _, length, padding = struct.unpack(">BBHHBx", buffer[:8])
+                    if len(buffer) < 8 + length + padding:
+                        break
+                    content, buffer = buffer[8 : 8 + length], buffer[8 + length + padding :]
+                    if kind != FCGI_STDOUT:
+                        continue
+                    if not head_done:
+                        if b"\r\n\r\n" not in content:
+                            continue
+                        head_done, content = True, content.split(b"\r\n\r\n", 1)[1]
+                    events.feed(content, at)
+                client_writer.write(data)
+            client_writer.close()
+
+        try:
+            await asyncio.gather(inbound(), outbound())
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            upstream_writer.close()
+            client_writer.close()
+            match = pattern.search(bytes(request))
+            if match and events.token_times:
+                seen[match.group(1).decode()] = events.token_times
+
+    server = await asyncio.start_unix_server(serve, s["listen"], limit=1 << 20)
+    os.chmod(s["listen"], 0o666)  # inside run/, which only nginx's group and root reach
+    await stop.wait()
+    server.close()
+    return {"streams": seen}
+
+
+async def sockets_held(s: dict) -> dict:
+    """Scenario 7a: N authenticated WebSockets opened through nginx and held idle for
+    `hold_seconds`; then each must still answer a ping. The runner samples the relay's RSS
+    while they are held."""
+    context = tls_context(s["cafile"])
+    sockets = [WebSocket(s["port"], context, s["tokens"][i % len(s["tokens"])]) for i in range(s["n"])]
+    started = now()
+    opened = await bounded(s.get("handshakes", 128), [ws.open() for ws in sockets])
+    open_seconds = now() - started
+    errors = [repr(r) for r in opened if isinstance(r, BaseException)]
+    live = [ws for ws, r in zip(sockets, opened) if not isinstance(r, BaseException)]
+    await asyncio.sleep(s["hold_seconds"])
+
+    async def still_open(ws: WebSocket) -> bool:
+        ws.send(0x9, b"bench")
+        while True:
+            opcode, payload = await ws.receive()
+            if opcode == 0xA and payload == b"bench":
+                return True
+            if opcode == 0x8:
+                return False
+
+    answered = await bounded(512, [asyncio.wait_for(still_open(ws), 30) for ws in live])
+    alive = sum(1 for r in answered if r is True)
+    errors += [repr(r) for r in answered if r is not True]
+    for ws in sockets:
+        ws.close()
+    await asyncio.sleep(0.5)
+    return {"n": s["n"], "held": alive, "errors": s["n"] - alive, "error_samples": errors[:5],
+            "open_seconds": round(open_seconds, 3), "opens_per_second": round(len(live) / open_seconds, 1)}
+
+
+async def socket_turns(s: dict) -> dict:
+    """Scenario 7b: chat turns per second over `n` open sockets, each asking again as soon as
+    its previous answer is done, for `duration` seconds."""
+    context = tls_context(s["cafile"])
+    sockets = [WebSocket(s["port"], context, s["tokens"][i % len(s["tokens"])]) for i in range(s["n"])]
+    await bounded(64, [ws.open() for ws in sockets])
+    done, errors, latencies = 0, [], []
+    stop_at = now() + s["duration"]
+    cpu = time.process_time()
+
+    async def converse(ws: WebSocket, conversation: str) -> None:
+        nonlocal done
+        while now() < stop_at:
+            sent = now()
+            ws.send_text(json.dumps({"question": "Hello over the socket", "conversation_id": conversation}))
+            while True:
+                opcode, payload = await ws.receive()
+                if opcode == 0x8:
+                    errors.append("closed")
+                    return
+                if opcode != 0x1:
+                    continue
+                kind = json.loads(payload).get("type")
+                if kind == "done":
+                    done += 1
+                    latencies.append((now() - sent) * 1000)
+                    break
+                if kind == "error":
+                    errors.append(payload.decode()[:200])
+                    break
+
+    t0 = now()
+    results = await asyncio.wait_for(asyncio.gather(
+        *(converse(ws, s["conversations"][i]) for i, ws in enumerate(sockets)), return_exceptions=True),
+        s["duration"] + 30)
+    wall = now() - t0
+    errors += [repr(r) for r in results if isinstance(r, BaseException)]
+    for ws in sockets:
+        ws.close()
+    return {"n": s["n"], "turns": done, "turns_per_second": round(done / wall, 1), "errors": len(errors),
+            "error_samples": errors[:5], "p50_ms": percentile(latencies, 50), "p99_ms": percentile(latencies, 99),
+            "client_cpu_share": round((time.process_time() - cpu) / wall, 3)}
+
+
+DRIVERS = {"streams": streams_held, "token-latency": token_latency, "fastcgi-tap": fastcgi_tap,
+           "sockets-held": sockets_held, "socket-turns": socket_turns}
+
+
+def main() -> None:
+    name, settings = sys.argv[1], json.load(sys.stdin)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    result = asyncio.run(DRIVERS[name](settings))
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

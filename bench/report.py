@@ -1,0 +1,233 @@
+"""The benchmark's output: machine facts, one table, the targets, JSON and CSV files."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command(*args: str) -> str:
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=20, cwd=REPO)
+        return (out.stdout or out.stderr).strip().splitlines()[0]
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return "?"
+
+
+def machine() -> dict:
+    model = "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    memory = "?"
+    try:
+        kib = int(Path("/proc/meminfo").read_text().split()[1])
+        memory = f"{kib / 1024 / 1024:.1f} GiB"
+    except (OSError, ValueError, IndexError):
+        pass
+    debian = Path("/etc/debian_version").read_text().strip() if Path("/etc/debian_version").exists() else "?"
+    commit = _command("git", "rev-parse", "--short", "HEAD")
+    dirty = _command("git", "status", "--porcelain", "--untracked-files=no")
+    return {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "nproc": os.cpu_count(), "cpu": model, "memory": memory, "kernel": platform.release(),
+        "debian": debian, "loadavg_at_end": os.getloadavg(), "nginx": _command("nginx", "-v"),
+        "wrk": _command("wrk", "-v"), "python": platform.python_version(),
+        "commit": commit + ("+changes" if dirty not in ("", "?") else ""),
+    }
+
+
+# ---------------------------------------------------------------------------
+# Targets (issue 5), judged from the medians
+# ---------------------------------------------------------------------------
+
+
+def targets(by_key: dict, connections: int) -> list[dict]:
+    out = []
+
+    def add(name: str, met: bool | None, measured: str) -> None:
+        out.append({"target": name, "met": met, "measured": measured})
+
+    if "list20" in by_key:
+        sc = by_key["list20"]
+        share, p99 = sc.get("of_ceiling"), sc.get("p99_ms")
+        add("3: list of 20 at >= 50% of the ceiling", share is not None and share >= 0.5, f"{_pct(share)} of the ceiling")
+        ceiling_p99 = (by_key.get("ceiling") or {}).get("p99_ms")
+        add(f"3: list of 20 p99 < 10 ms at {connections} connections", p99 is not None and p99 < 10,
+            f"p99 {_ms(p99)} (the ceiling's own p99: {_ms(ceiling_p99)})")
+    if "query" in by_key:
+        sc = by_key["query"]
+        add("5: zero errors", sc.get("errors") == 0, f"{sc.get('errors')} errors")
+        add("5: >= 3,000 full turns/s", (sc.get("rate") or 0) >= 3000, f"{_num(sc.get('rate'))} turns/s")
+    streams = [v for k, v in by_key.items() if k.startswith("streams_")]
+    if streams:
+        top = max(streams, key=lambda v: v["n"])
+        add(f"6: {top['n']:,} streams held, all complete", top.get("rate") == top["n"] and top.get("errors") == 0,
+            f"{_num(top.get('rate'))}/{top['n']:,} complete, {top.get('errors')} errors")
+        add("6: time to first token p99 < 50 ms (beyond the stub's first-token delay)",
+            top.get("p99_ms") is not None and top["p99_ms"] < 50,
+            f"p99 {_ms(top.get('p99_ms'))} (raw, with the stub's delay: {_ms(top.get('ttft_p99_ms'))})")
+    sockets = [v for k, v in by_key.items() if k.startswith("sockets_")]
+    if sockets:
+        top = max(sockets, key=lambda v: v["n"])
+        relay = top.get("relay_mib")
+        add(f"7: {top['n']:,} sockets held under 200 MB relay RSS",
+            top.get("rate") == top["n"] and relay is not None and relay * 1.048576 < 200,
+            f"{_num(top.get('rate'))}/{top['n']:,} held, relay {relay} MiB")
+    if "token_latency" in by_key:
+        sc = by_key["token_latency"]
+        for path, label in (("sse", "SSE"), ("websocket", "WebSocket")):
+            added = (sc.get(path) or {}).get("added_p99_ms")
+            add(f"8: {label} < 2 ms p99 added", added is not None and added < 2, f"p99 added {_ms(added)}")
+    for key, label in (("scale_list20", "list"), ("scale_get50", "get")):
+        if key in by_key:
+            sc = by_key[key]
+            worst = max(x for x in (sc.get("vs_small_p50"), sc.get("vs_small_p99"), 0) if x is not None)
+            add(f"9: {label} latency within 1.5x of the small database", worst <= 1.5,
+                f"p50 x{_x(sc.get('vs_small_p50'))}, p99 x{_x(sc.get('vs_small_p99'))}")
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Formatting
+# ---------------------------------------------------------------------------
+
+
+def _num(v) -> str:
+    return "-" if v is None else f"{v:,.0f}"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else (f"{v:.2f} ms" if abs(v) < 10 else f"{v:.1f} ms")
+
+
+def _pct(v) -> str:
+    return "-" if v is None else f"{v * 100:.0f}%"
+
+
+def _x(v) -> str:
+    return "-" if v is None else f"{v:.2f}"
+
+
+def results(settings: dict, scenarios: list, nginx: dict, seconds: float) -> dict:
+    rows = [sc.as_json() for sc in scenarios]
+    by_key = {}
+    for row in rows:
+        summary = dict(row["summary"])
+        summary["relay_mib"] = (row["memory_mib"].get("relay") or {}).get("peak_total_mib")
+        by_key[row["key"]] = summary
+    return {"machine": machine(), "settings": settings, "nginx_overlay": nginx, "seconds": round(seconds, 1),
+            "scenarios": rows, "targets": targets(by_key, settings["connections"])}
+
+
+def table_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for sc in results["scenarios"]:
+        s, memory = sc["summary"], sc["memory_mib"]
+        rss = " / ".join(_num((memory.get(role) or {}).get("peak_total_mib")) if memory.get(role) else "-"
+                         for role in ("nginx", "pool", "relay"))
+        notes = list(sc["notes"])
+        if sc["key"] == "token_latency":
+            for path, label in (("sse", "SSE"), ("websocket", "WebSocket")):
+                p = s.get(path) or {}
+                rows.append([sc["scenario"], f"token latency added after the pool, {label}", "-",
+                             _ms(p.get("added_p50_ms")), _ms(p.get("added_p99_ms")), str(s.get("errors", "-")), "-", rss,
+                             _cpu(sc), f"{p.get('samples', 0):,} tokens"])
+            continue
+        if sc["unit"] in ("req/s", "turns/s"):
+            rate = f"{_num(s.get('rate'))} {sc['unit']}"
+        elif sc["unit"] == "done":
+            rate = f"{_num(s.get('rate'))}/{s.get('n', 0):,} done"
+            notes.append(f"TTFT beyond the stub's delay; raw p99 {_ms(s.get('ttft_p99_ms'))}, "
+                         f"{_num(s.get('peak_concurrent'))} at once")
+        elif sc["unit"] == "held":
+            rate = f"{_num(s.get('rate'))}/{s.get('n', 0):,} held"
+        else:
+            rate = _num(s.get("rate"))
+        if "vs_small_p50" in s:
+            notes.append(f"x{_x(s.get('vs_small_p50'))} p50, x{_x(s.get('vs_small_p99'))} p99 vs. small db")
+        if s.get("client_cpu_share") and s["client_cpu_share"] > 0.85:
+            notes.append(f"client at {s['client_cpu_share'] * 100:.0f}% of a core")
+        if s.get("response_bytes") and s["response_bytes"] > 10_000:
+            notes.append(f"{s['response_bytes'] / 1e6:.2f} MB per response")
+        rows.append([sc["scenario"], sc["title"], rate, _ms(s.get("p50_ms")), _ms(s.get("p99_ms")),
+                     str(s.get("errors", "-")), _pct(s.get("of_ceiling")) if sc["key"] != "ceiling" else "100%",
+                     rss, _cpu(sc), "; ".join(notes)])
+    return rows
+
+
+HEADER = ["#", "scenario", "rate", "p50", "p99", "errors", "of ceiling", "peak RSS MiB nginx/pool/relay",
+          "CPU %/run nginx/pool/relay/client", "notes"]
+
+
+def _cpu(scenario: dict) -> str:
+    """Median share of one core each role used during a run (200% = both cores of two)."""
+    runs = [r for r in scenario["runs"] if r.get("wall_seconds")]
+    if not runs:
+        return "-"
+
+    def share(get) -> str:
+        values = sorted(get(r) / r["wall_seconds"] * 100 for r in runs)
+        return f"{values[len(values) // 2]:.0f}"
+
+    roles = [share(lambda r, role=role: (r.get("cpu_seconds") or {}).get(role, 0)) for role in ("nginx", "pool", "relay")]
+    return " / ".join(roles + [share(lambda r: r.get("client_cpu_seconds", 0))])
+
+
+def table(results: dict) -> str:
+    rows = table_rows(results)
+    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(len(HEADER))]
+    right = {2, 3, 4, 5, 6}
+
+    def line(row):
+        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+
+    m = results["machine"]
+    out = [f"Privia benchmark, {m['date']}: {m['nproc']} x {m['cpu']}, {m['memory']}, Linux {m['kernel']}, "
+           f"Debian {m['debian']}, commit {m['commit']}",
+           f"medians of {results['settings']['runs']} runs of {results['settings']['duration']} s, "
+           f"{results['settings']['connections']} wrk connections; total {results['seconds']:.0f} s",
+           "", line(HEADER), line(["-" * w for w in widths])]
+    out += [line(r) for r in rows]
+    if results["targets"]:
+        out += ["", "Targets:"]
+        for t in results["targets"]:
+            mark = "met   " if t["met"] else "MISSED"
+            out.append(f"  {mark}  {t['target']}: {t['measured']}")
+    return "\n".join(out)
+
+
+def markdown(results: dict) -> str:
+    rows = table_rows(results)
+    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+def write(results: dict, directory: Path) -> list[Path]:
+    directory.mkdir(parents=True, exist_ok=True)
+    stamp = results["machine"]["date"].replace(":", "").replace("-", "")
+    latest = directory / "latest.json"
+    stamped = directory / f"bench-{stamp}.json"
+    text = json.dumps(results, indent=2) + "\n"
+    for path in (latest, stamped):
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+    with open(directory / "latest.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(HEADER)
+        writer.writerows(table_rows(results))
+    (directory / "latest.md").write_text(markdown(results) + "\n")
+    return [latest, stamped, directory / "latest.csv", directory / "latest.md"]

@@ -1,0 +1,312 @@
+"""Real Privia stacks for the benchmark, started the way `make run` starts them.
+
+A `BenchStack` is scripts/privia-stack (nginx + pool + relay) on two free loopback ports
+with its own data directory under /tmp, the approach of tests/e2e/conftest.py. The ceiling
+stack is the same launcher and the same nginx config with `PRIVIA_BIN_DIR` pointing at a
+directory where `privia-fcgi` is privia-ceiling (the relay stays the real one).
+
+`MemorySampler` watches a stack's process tree in /proc and keeps each process's peak RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+LAUNCHER = REPO / "scripts" / "privia-stack"
+# Where the release binaries are; PRIVIA_BIN_DIR as in tests/e2e/conftest.py.
+RELEASE = Path(os.environ.get("PRIVIA_BIN_DIR") or REPO / ".build" / "release").resolve()
+
+sys.path.insert(0, str(REPO / "tests" / "e2e"))
+from loopback import free_ports  # noqa: E402  (shared with the end-to-end suite)
+
+
+def ceiling_bin_dir(release: Path = RELEASE) -> Path:
+    """A directory where privia-fcgi is the ceiling responder and privia-relay the real relay."""
+    path = Path(tempfile.mkdtemp(prefix="privia-bench-ceiling-bin-"))
+    os.chmod(path, 0o755)
+    (path / "privia-fcgi").symlink_to(release / "privia-ceiling")
+    (path / "privia-relay").symlink_to(release / "privia-relay")
+    return path
+
+
+# The nginx.conf.template lines that cap how many connections one nginx worker holds.
+_WORKER_CONNECTIONS = re.compile(r"^(\s*worker_connections\s+)(\d+)(;)", re.M)
+_RLIMIT_NOFILE = re.compile(r"^(\s*worker_rlimit_nofile\s+)(\d+)(;)", re.M)
+
+
+def shipped_nginx_limits() -> tuple[int, int]:
+    """(worker_connections, worker_rlimit_nofile) of the repository's nginx template."""
+    text = (REPO / "nginx" / "nginx.conf.template").read_text()
+    connections = _WORKER_CONNECTIONS.search(text)
+    nofile = _RLIMIT_NOFILE.search(text)
+    return int(connections.group(2)) if connections else 512, int(nofile.group(2)) if nofile else 0
+
+
+def overlay_root(worker_connections: int, rlimit_nofile: int) -> Path:
+    """A copy of the launcher, nginx/ and web/ whose nginx.conf.template differs from the
+    repository's in worker_connections and worker_rlimit_nofile only. Used for the scenarios
+    that hold more connections than the shipped limits allow, and reported as such."""
+    root = Path(tempfile.mkdtemp(prefix="privia-bench-nginx-"))
+    os.chmod(root, 0o755)
+    (root / "scripts").mkdir()
+    shutil.copy2(LAUNCHER, root / "scripts" / "privia-stack")
+    shutil.copytree(REPO / "nginx", root / "nginx")
+    (root / "web").symlink_to(REPO / "web")
+    template = root / "nginx" / "nginx.conf.template"
+    text = _WORKER_CONNECTIONS.sub(rf"\g<1>{worker_connections}\g<3>", template.read_text())
+    text = _RLIMIT_NOFILE.sub(rf"\g<1>{rlimit_nofile}\g<3>", text)
+    template.write_text(text)
+    return root
+
+
+class BenchStack:
+    """One running copy of scripts/privia-stack."""
+
+    def __init__(self, name: str, env: dict[str, str] | None = None, bin_dir: Path = RELEASE,
+                 launcher_root: Path = REPO) -> None:
+        self.name = name
+        self.data_dir = Path(tempfile.mkdtemp(prefix=f"privia-bench-{name}-"))
+        os.chmod(self.data_dir, 0o755)  # nginx's workers (www-data) must reach run/
+        self.https_port, self.http_port = free_ports(2)
+        self.launcher = launcher_root / "scripts" / "privia-stack"
+        base = {k: v for k, v in os.environ.items() if not k.startswith("PRIVIA_")}
+        base.update(
+            PRIVIA_DATA_DIR=str(self.data_dir),
+            PRIVIA_HTTPS_PORT=str(self.https_port),
+            PRIVIA_HTTP_PORT=str(self.http_port),
+            PRIVIA_BIN_DIR=str(bin_dir),
+            PRIVIA_MIGRATIONS_DIR=str(REPO / "Migrations"),
+            PRIVIA_ENV="development",
+            PRIVIA_ALLOWED_ORIGINS=f"https://localhost:{self.https_port}",
+            PRIVIA_GRACE_SECONDS="5",
+            # The bench signs up a handful of users from 127.0.0.1 in a few seconds.
+            PRIVIA_AUTH_RATE="50r/s",
+        )
+        base.update(env or {})
+        self.env = base
+        self.process: subprocess.Popen | None = None
+        self.log_path = self.data_dir / "stack.out"
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.https_port}"
+
+    @property
+    def cafile(self) -> str:
+        return str(self.data_dir / "tls" / "cert.pem")
+
+    @property
+    def database(self) -> Path:
+        return self.data_dir / "privia.db"
+
+    @property
+    def fcgi_socket(self) -> str:
+        return str(self.data_dir / "run" / "privia-fcgi.sock")
+
+    def setting(self, name: str) -> str:
+        return self.env.get(name, "")
+
+    def start(self, timeout: float = 120.0) -> "BenchStack":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([str(self.launcher)], cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
+                                        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        log.close()
+        context = ssl.create_default_context()
+        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name}: privia-stack exited {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                with urllib.request.urlopen(f"{self.url}/api/health", context=context, timeout=2) as r:
+                    if r.status == 200:
+                        return self
+            except OSError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name}: not healthy after {timeout}s:\n{self.log_tail()}")
+
+    def stop(self, keep_data: bool = False) -> None:
+        """SIGTERM to the launcher (it stops nginx, relay and pool in order), SIGKILL after 40 s."""
+        if self.process is not None:
+            family = descendants(self.process.pid) | {self.process.pid}
+            if self.process.poll() is None:
+                self.process.send_signal(signal.SIGTERM)
+                try:
+                    self.process.wait(timeout=40)
+                except subprocess.TimeoutExpired:
+                    pass
+            for pid in family:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            if self.process.poll() is None:
+                self.process.wait(timeout=10)
+            self.process = None
+        if not keep_data:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no output)"
+
+    def services(self) -> dict[int, str]:
+        """pid -> role ("nginx", "pool", "relay") of every live process of the stack's services."""
+        if self.process is None:
+            return {}
+        found = {}
+        for pid in descendants(self.process.pid):
+            role = process_role(pid)
+            if role:
+                found[pid] = role
+        return found
+
+
+# ---------------------------------------------------------------------------
+# Processes, from /proc
+# ---------------------------------------------------------------------------
+
+
+def descendants(root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
+    found, todo = set(), [root]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.add(child)
+            todo.append(child)
+    return found
+
+
+def process_role(pid: int) -> str | None:
+    """nginx (master and workers), pool (master and workers, also the ceiling's), relay."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return None
+    first = argv[0].decode(errors="replace")
+    if first.startswith("nginx:"):
+        return "nginx"
+    name = os.path.basename(first)
+    if name in ("privia-fcgi", "privia-ceiling"):
+        return "pool"
+    if name == "privia-relay":
+        return "relay"
+    return None
+
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, or None if it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def memory_kib(pid: int) -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB, or zeros if the process is gone."""
+    rss = hwm = 0
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, hwm
+
+
+class MemorySampler:
+    """Samples the RSS and CPU time of a stack's processes every `interval` seconds while running.
+
+    `peaks()` gives, per role, the peak of the role's summed RSS over the samples, the
+    largest process's peak (max of sampled VmRSS; VmHWM, the kernel's high-water mark since
+    the process started, is kept in `process_peak`), and the CPU seconds the role used."""
+
+    def __init__(self, stack: BenchStack, interval: float = 0.25) -> None:
+        self.stack, self.interval = stack, interval
+        self.role_peak: dict[str, int] = {}
+        self.process_peak: dict[int, dict] = {}
+        self._services: dict[int, str] = {}
+        self._services_at = 0.0
+        self.cpu_first: dict[int, tuple[str, float]] = {}
+        self.cpu_last: dict[int, float] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def __enter__(self) -> "MemorySampler":
+        self.sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.sample()
+
+    def sample(self) -> None:
+        # Walking all of /proc for the process tree costs more than reading a few status
+        # files: do it once a second (a restarted worker is picked up within that).
+        if time.monotonic() - self._services_at > 1.0:
+            self._services, self._services_at = self.stack.services(), time.monotonic()
+        sums: dict[str, int] = {}
+        for pid, role in self._services.items():
+            rss, hwm = memory_kib(pid)
+            if not rss:
+                continue
+            sums[role] = sums.get(role, 0) + rss
+            cpu = cpu_seconds(pid)
+            if cpu is not None:
+                self.cpu_first.setdefault(pid, (role, cpu))
+                self.cpu_last[pid] = cpu
+            peak = self.process_peak.setdefault(pid, {"role": role, "rss_kib": 0, "hwm_kib": 0})
+            peak["rss_kib"] = max(peak["rss_kib"], rss)
+            peak["hwm_kib"] = max(peak["hwm_kib"], hwm)
+        for role, total in sums.items():
+            self.role_peak[role] = max(self.role_peak.get(role, 0), total)
+
+    def peaks(self) -> dict:
+        by_role: dict[str, dict] = {}
+        for role in ("nginx", "pool", "relay"):
+            processes = [p for p in self.process_peak.values() if p["role"] == role]
+            by_role[role] = {
+                "processes": len(processes),
+                "peak_total_mib": round(self.role_peak.get(role, 0) / 1024, 1),
+                "peak_process_mib": round(max((p["rss_kib"] for p in processes), default=0) / 1024, 1),
+                "cpu_seconds": round(sum(self.cpu_last[pid] - first for pid, (r, first) in self.cpu_first.items()
+                                         if r == role), 2),
+            }
+        return by_role

@@ -1,0 +1,36 @@
+"""`make bench` in miniature: every benchmark scenario for about a second, against real
+stacks, with small data. It asserts only that nothing failed (zero errors everywhere): the
+figures of a one-second run on a busy machine mean nothing, and the benchmark's targets are
+held in its own output, not in tests."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCENARIOS = {
+    "ceiling", "health", "list20", "list10k", "get50", "get5000", "scale_list20", "scale_get50",
+    "query", "socket_turns", "token_latency", "streams_20", "sockets_50",
+}
+
+
+def test_every_bench_scenario_runs_without_errors(tmp_path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BENCH_", "PRIVIA_")) or k == "PRIVIA_BIN_DIR"}
+    env["BENCH_RESULTS_DIR"] = str(tmp_path)
+    out = subprocess.run([sys.executable, str(REPO / "bench" / "run.py"), "--smoke"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, f"{out.stdout[-4000:]}\n{out.stderr[-6000:]}"
+
+    results = json.loads((tmp_path / "latest.json").read_text())
+    by_key = {scenario["key"]: scenario for scenario in results["scenarios"]}
+    assert SCENARIOS <= by_key.keys(), sorted(SCENARIOS - by_key.keys())
+    for key, scenario in by_key.items():
+        assert scenario["runs"], key
+        assert scenario["summary"]["errors"] == 0, (key, scenario["runs"])
+    # The table was printed with every scenario in it.
+    assert "ceiling: constant JSON" in out.stdout and "idle WebSockets held" in out.stdout
