@@ -15,30 +15,48 @@ final class FastCGIExchange: ResponseStream {
     /// Largest body read; nginx's client_max_body_size is the real limit, this is a backstop.
     static let maxBodyBytes = 8 << 20
 
+    /// The CGI params an `HTTPRequest` is made of; nginx sends a few dozen, the rest are skipped.
+    private static let wanted: Set<String> = [
+        "REQUEST_METHOD", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
+        "REQUEST_ID", "REMOTE_ADDR",
+    ]
+
     /// Copies everything out of libfcgi at once: its param strings die at the next accept.
+    /// Works on bytes: this runs for every param of every request.
     func readRequest() -> HTTPRequest {
         var headers: [String: String] = [:]
         var params: [String: String] = [:]
         if var entry = request.pointee.envp {
             while let pointer = entry.pointee {
-                let pair = String(cString: pointer)
-                if let eq = pair.firstIndex(of: "=") {
-                    let name = String(pair[..<eq])
-                    let value = String(pair[pair.index(after: eq)...])
-                    if name.hasPrefix("HTTP_") {
-                        headers[name.dropFirst(5).replacingOccurrences(of: "_", with: "-").lowercased()] = value
+                let pair = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self),
+                                               count: strlen(pointer))
+                if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
+                    let value = String(decoding: pair[(eq + 1)...], as: UTF8.self)
+                    if eq > 5 && pair[0..<5].elementsEqual("HTTP_".utf8) {
+                        // HTTP_X_REQUEST_ID → x-request-id
+                        let name = pair[5..<eq].map { byte -> UInt8 in
+                            byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (65...90).contains(byte) ? byte + 32 : byte
+                        }
+                        headers[String(decoding: name, as: UTF8.self)] = value
                     } else {
-                        params[name] = value
+                        let name = String(decoding: pair[..<eq], as: UTF8.self)
+                        if Self.wanted.contains(name) { params[name] = value }
                     }
                 }
                 entry += 1
             }
         }
         if let type = params["CONTENT_TYPE"], !type.isEmpty { headers["content-type"] = type }
-        let uri = params["REQUEST_URI"] ?? params["DOCUMENT_URI"] ?? "/"
-        let pathPart = uri.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false)[0]
-        let path = params["DOCUMENT_URI"] ?? (String(pathPart).removingPercentEncoding ?? String(pathPart))
-        let query = HTTPRequest.parseQuery(Substring(params["QUERY_STRING"] ?? ""))
+        let path: String
+        if let documentURI = params["DOCUMENT_URI"] {
+            path = documentURI  // nginx's normalised, decoded path
+        } else {
+            let uri = params["REQUEST_URI"] ?? "/"
+            let pathPart = String(uri.prefix(while: { $0 != "?" }))
+            path = pathPart.removingPercentEncoding ?? pathPart
+        }
+        let queryString = params["QUERY_STRING"] ?? ""
+        let query = queryString.isEmpty ? [:] : HTTPRequest.parseQuery(Substring(queryString))
         let length = min(Int(params["CONTENT_LENGTH"] ?? "") ?? 0, Self.maxBodyBytes)
         var body = [UInt8](repeating: 0, count: length)
         if length > 0 {

@@ -53,6 +53,7 @@ public struct HTTPRequest: Sendable {
 /// Percent-decoding for query strings and urlencoded forms.
 enum FormDecoding {
     static func decode(_ text: Substring) -> String {
+        if !text.utf8.contains(where: { $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "%") }) { return String(text) }
         let plusless = text.replacingOccurrences(of: "+", with: " ")
         return plusless.removingPercentEncoding ?? plusless
     }
