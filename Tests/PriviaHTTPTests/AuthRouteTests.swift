@@ -56,6 +56,19 @@ import PriviaCore
         #expect(app.call("GET", "/api/auth/me", token: "not.a.token").status == 401)
     }
 
+    @Test func anExpiredTokenIsRefusedEvenAfterItsSignatureWasChecked() throws {
+        let app = try TestApp()
+        let (_, id) = try app.user()
+        let signer = AccessTokenSigner(secretKey: String(repeating: "s", count: 32))
+        let now = Int(Date().timeIntervalSince1970)
+        let fresh = signer.issue(subject: id, email: "x@example.com", now: now).token
+        let expired = signer.issue(subject: id, email: "x@example.com", now: now - AccessTokenSigner.lifetime - 1).token
+        #expect(app.call("GET", "/api/auth/me", token: fresh).status == 200)
+        #expect(app.call("GET", "/api/auth/me", token: fresh).status == 200, "the remembered signature still works")
+        #expect(app.call("GET", "/api/auth/me", token: expired).status == 401)
+        #expect(app.call("GET", "/api/auth/me", token: expired).status == 401)
+    }
+
     @Test func aTokenOfADeletedUserNoLongerWorks() throws {
         let app = try TestApp()
         let (token, id) = try app.user()

@@ -40,12 +40,9 @@ public struct AccessTokenSigner: Sendable {
     /// The claims of a well-formed, correctly signed, unexpired token; nil otherwise.
     public func verify(_ token: String, now: Int = Int(Date().timeIntervalSince1970)) -> TokenClaims? {
         let parts = token.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 3,
-              let headerBytes = Base64URL.decode(parts[0]),
-              let header = try? JSONParser.parse(headerBytes),
-              header["alg"]?.stringValue == "HS256",
-              let signature = Base64URL.decode(parts[2])
-        else { return nil }
+        // Only the exact header this signer writes is accepted: the algorithm is pinned, and a
+        // constant needs no parsing.
+        guard parts.count == 3, parts[0] == Self.header, let signature = Base64URL.decode(parts[2]) else { return nil }
         let signingInput = Array(token.utf8.prefix(parts[0].utf8.count + 1 + parts[1].utf8.count))
         let expected = Crypto.hmacSHA256(key: key, message: signingInput)
         guard Crypto.constantTimeEquals(signature, expected),

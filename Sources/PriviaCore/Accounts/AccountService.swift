@@ -5,6 +5,7 @@ public final class AccountService: Sendable {
     private let database: Database
     private let hasher: PasswordHasher
     private let signer: AccessTokenSigner
+    private let verifiedTokens = VerifiedTokens()
 
     public init(database: Database, hasher: PasswordHasher, signer: AccessTokenSigner) {
         self.database = database
@@ -74,7 +75,9 @@ public final class AccountService: Sendable {
 
     /// The caller behind a token: signature, expiry, revocation, and that the user still exists.
     public func authenticate(token: String) throws -> AuthenticatedUser? {
-        guard let claims = signer.verify(token) else { return nil }
+        guard let claims = verifiedTokens.claims(of: token, verify: { signer.verify($0, now: 0) }),
+              claims.expiresAt > Int(Date().timeIntervalSince1970)
+        else { return nil }
         return try database.read { db in
             try db.first("""
                 SELECT \(Self.userColumns), EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)
