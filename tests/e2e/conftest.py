@@ -9,6 +9,7 @@ that kill or break things. Stopping a stack sends SIGTERM to the launcher, as Ct
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -320,11 +321,11 @@ def _require_binaries() -> None:
 # ---------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def stack():
-    """The stack most tests share."""
+@contextlib.contextmanager
+def running_stack(extra_env: dict[str, str] | None = None, name: str = "stack"):
+    """A started stack for the life of the block; stopped (asserting nothing is left) and removed after."""
     _require_binaries()
-    s = Stack(name="shared").start()
+    s = Stack(extra_env, name=name).start()
     try:
         yield s
     finally:
@@ -332,6 +333,13 @@ def stack():
             s.stop()
         finally:
             s.remove()
+
+
+@pytest.fixture(scope="session")
+def stack():
+    """The stack most tests share."""
+    with running_stack(name="shared") as s:
+        yield s
 
 
 @pytest.fixture

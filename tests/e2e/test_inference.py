@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from api_client import FrontendSSE, bearer, sign_up_and_in
-from conftest import REPO, free_ports
+from conftest import REPO, free_ports, running_stack
 
 FAKE = REPO / "tests" / "fake_provider" / "fake_openai.py"
 
@@ -69,17 +69,9 @@ def models_file(provider_url: str) -> str:
 
 @pytest.fixture(scope="module")
 def inference_stack(provider):
-    from conftest import Stack, _require_binaries
-    _require_binaries()
-    stack = Stack({"PRIVIA_MODELS_FILE": models_file(provider), "FAKE_PROVIDER_KEY": "sk-fake-secret-key"}, name="inference")
-    stack.start()
-    try:
+    with running_stack({"PRIVIA_MODELS_FILE": models_file(provider), "FAKE_PROVIDER_KEY": "sk-fake-secret-key"},
+                       name="inference") as stack:
         yield stack
-    finally:
-        try:
-            stack.stop()
-        finally:
-            stack.remove()
 
 
 def requests_seen(provider: str) -> list[dict]:

@@ -18,7 +18,7 @@ import pytest
 import websocket
 
 from api_client import bearer, sign_up_and_in
-from conftest import ALLOWED_ORIGIN, REFUSED_ORIGIN, Stack
+from conftest import ALLOWED_ORIGIN, REFUSED_ORIGIN, Stack, running_stack
 
 STUB_REPLY = (
     "No language model is connected to this Privia server yet, so this is a placeholder answer. "
@@ -343,14 +343,8 @@ def test_a_foreign_or_unknown_conversation_is_not_found_and_the_socket_stays_ope
 def slow_stack():
     """One worker of two threads and a slow stub (100 ms a token, so a whole answer takes ~3.5 s):
     a stopped turn that kept its thread would starve the pool within two turns."""
-    s = Stack({"PRIVIA_STUB_DELAY_MS": "100", "PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "2"}, name="ws-stop").start()
-    try:
+    with running_stack({"PRIVIA_STUB_DELAY_MS": "100", "PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "2"}, name="ws-stop") as s:
         yield s
-    finally:
-        try:
-            s.stop()
-        finally:
-            s.remove()
 
 
 def test_stop_ends_the_turn_keeps_the_partial_answer_and_frees_the_thread(slow_stack):
