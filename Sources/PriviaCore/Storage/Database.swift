@@ -10,7 +10,6 @@ public final class Database: @unchecked Sendable {
     private var idle: [SQLiteConnection] = []
     private var open = 0
     private let maxConnections: Int
-    private let writeTurn = NSLock()
 
     public init(path: String, maxConnections: Int = 16) throws {
         self.path = path
@@ -33,16 +32,9 @@ public final class Database: @unchecked Sendable {
     }
 
     /// One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back if `body` throws.
-    ///
-    /// Writers of this process take turns on a mutex first: SQLite allows one writer at a time
-    /// anyway, and a mutex hands the turn over at once where SQLite's lock would make the others
-    /// poll. Do not nest: a write inside `body` uses `body`'s connection.
+    /// Do not nest: a write inside `body` uses `body`'s connection.
     public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try withConnection { connection in
-            writeTurn.lock()
-            defer { writeTurn.unlock() }
-            return try connection.write { try body(connection) }
-        }
+        try withConnection { connection in try connection.write { try body(connection) } }
     }
 
     private func borrow() throws -> SQLiteConnection {
