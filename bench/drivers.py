@@ -173,6 +173,18 @@ def fcgi_record(kind: int, content: bytes, request_id: int = 1) -> bytes:
     return struct.pack(">BBHHBx", 1, kind, request_id, len(content), padding) + content + b"\0" * padding
 
 
+def fcgi_records(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
+    """The complete FastCGI records at the front of `buffer`, as (type, content), and the rest."""
+    records = []
+    while len(buffer) >= 8:
+        _, kind, _, length, padding = struct.unpack(">BBHHBx", buffer[:8])
+        if len(buffer) < 8 + length + padding:
+            break
+        records.append((kind, buffer[8 : 8 + length]))
+        buffer = buffer[8 + length + padding :]
+    return records, buffer
+
+
 def fcgi_pairs(params: dict[str, str]) -> bytes:
     out = bytearray()
     for name, value in params.items():
@@ -231,12 +243,8 @@ class FastCGITurn:
             at = now()
             if not data:
                 break
-            buffer += data
-            while len(buffer) >= 8:
-                _, kind, _, length, padding = struct.unpack(">BBHHBx", buffer[:8])
-                if len(buffer) < 8 + length + padding:
-                    break
-                content, buffer = buffer[8 : 8 + length], buffer[8 + length + padding :]
+            records, buffer = fcgi_records(buffer + data)
+            for kind, content in records:
                 if kind == FCGI_END_REQUEST:
                     break
                 if kind != FCGI_STDOUT:
@@ -514,12 +522,8 @@ async def fastcgi_tap(s: dict) -> dict:
             head_done = False
             while data := await upstream_reader.read(65536):
                 at = now()
-                buffer += data
-                while len(buffer) >= 8:
-                    _, kind, _, length, padding = struct.unpack(">BBHHBx", buffer[:8])
-                    if len(buffer) < 8 + length + padding:
-                        break
-                    content, buffer = buffer[8 : 8 + length], buffer[8 + length + padding :]
+                records, buffer = fcgi_records(buffer + data)
+                for kind, content in records:
                     if kind != FCGI_STDOUT:
                         continue
                     if not head_done:

@@ -15,8 +15,10 @@ public final class ChatService: Sendable {
     private let database: Database
     private let conversations: ConversationStore
     private let engine: ChatEngine
-    private let catalog: ModelCatalog
-    private let usage: UsageLedger
+    /// The models turns may ask for, and the usage ledger with its budget: the API lists and
+    /// reports from these same ones.
+    public let catalog: ModelCatalog
+    public let usage: UsageLedger
 
     public init(database: Database, engine: ChatEngine, catalog: ModelCatalog = .stubOnly(), budget: UsageBudget = .unlimited) {
         self.database = database

@@ -31,7 +31,7 @@ PoolProcess.run(configuration: configuration, prepareMaster: {
     let catalog = try ModelCatalog.load(stubTokenDelayMilliseconds: configuration.stubDelayMilliseconds)
     let chat = ChatService(database: database, engine: RoutingEngine(catalog: catalog), catalog: catalog,
                            budget: configuration.budget)
-    return PriviaAPI(database: database, accounts: accounts, chat: chat, catalog: catalog, budget: configuration.budget,
+    return PriviaAPI(database: database, accounts: accounts, chat: chat,
                      settings: .init(environment: configuration.environment.rawValue,
                                      oauthExchangeSecret: configuration.oauthExchangeSecret,
                                      heartbeatSeconds: configuration.heartbeatSeconds))

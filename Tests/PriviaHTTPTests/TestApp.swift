@@ -17,7 +17,7 @@ final class TestApp {
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
                                       signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))
         api = PriviaAPI(database: database, accounts: accounts,
-                        chat: ChatService(database: database, engine: engine, budget: budget), budget: budget,
+                        chat: ChatService(database: database, engine: engine, budget: budget),
                         settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05))
     }
 

@@ -9,9 +9,9 @@ public final class PriviaAPI: HTTPResponder {
     let accounts: AccountService
     let conversations: ConversationStore
     let chat: ChatService
-    let catalog: ModelCatalog
-    let usage: UsageLedger
     let settings: Settings
+    var catalog: ModelCatalog { chat.catalog }
+    var usage: UsageLedger { chat.usage }
     let startedAt = Date()
 
     /// What the routes need from the configuration.
@@ -26,14 +26,11 @@ public final class PriviaAPI: HTTPResponder {
         }
     }
 
-    public init(database: Database, accounts: AccountService, chat: ChatService, catalog: ModelCatalog = .stubOnly(),
-                budget: UsageBudget = .unlimited, settings: Settings) {
+    public init(database: Database, accounts: AccountService, chat: ChatService, settings: Settings) {
         self.database = database
         self.accounts = accounts
         self.conversations = ConversationStore(database: database)
         self.chat = chat
-        self.catalog = catalog
-        self.usage = UsageLedger(database: database, budget: budget)
         self.settings = settings
     }
 
