@@ -45,6 +45,9 @@ public final class ChatService: Sendable {
         if request.action != .ask && request.conversationID == nil {
             throw DomainError.invalid("conversation_id is required to \(request.action.rawValue)")
         }
+        // A replay is looked up twice: first outside any transaction, so repeating a finished turn
+        // takes no write lock and is never refused by the budget; then inside the write, where it
+        // decides the race between two first sends of the same key.
         if let key = request.idempotencyKey, let replay = try replay(userID: userID, key: key, request) { return replay }
         try usage.checkBudget(userID: userID)
         return try database.write { db in
