@@ -31,16 +31,39 @@ public final class ChatService: Sendable {
     /// The title a first prompt gives an untitled conversation: its first 40 characters, then "...".
     /// Runs of white space (line breaks included) become one space: a title is one line.
     public static func title(fromPrompt prompt: String) -> String? {
+        if let title = asciiTitle(fromPrompt: prompt) { return title.isEmpty ? nil : title }
         let text = prompt.split(whereSeparator: \.isWhitespace).joined(separator: " ")
         guard !text.isEmpty else { return nil }
         return text.count > titleLength ? String(text.prefix(titleLength)) + "..." : text
+    }
+
+    /// The same title built from bytes when the prompt is ASCII (one byte, one character); nil otherwise.
+    private static func asciiTitle(fromPrompt prompt: String) -> String? {
+        var title: [UInt8] = []
+        title.reserveCapacity(titleLength)
+        var spacePending = false
+        var truncated = false
+        func append(_ byte: UInt8) {
+            if title.count == titleLength { truncated = true } else { title.append(byte) }
+        }
+        for byte in prompt.utf8 {
+            guard byte < 0x80 else { return nil }
+            if byte == 0x20 || (0x09...0x0D).contains(byte) {
+                spacePending = !title.isEmpty
+                continue
+            }
+            if spacePending { append(0x20) }
+            append(byte)
+            spacePending = false
+        }
+        return String(decoding: title, as: UTF8.self) + (truncated ? "..." : "")
     }
 
     /// Everything before the engine runs, in one transaction: the budget, an idempotent replay,
     /// the conversation (the given one, else the user's empty one, else a new one), its title
     /// and status, and the user's message.
     public func prepare(userID: String, _ request: TurnRequest) throws -> PreparedTurn {
-        let blank = request.question.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty
+        let blank = request.question.isBlank
         if blank && request.action != .regenerate { throw DomainError.invalid("Question is required") }
         if request.action != .ask && request.conversationID == nil {
             throw DomainError.invalid("conversation_id is required to \(request.action.rawValue)")
@@ -74,7 +97,7 @@ public final class ChatService: Sendable {
         }
         let now = StoredTime.now()
         if conversation.status == "empty" {
-            let untitled = conversation.title.trimmingCharacters(in: .whitespaces).isEmpty
+            let untitled = conversation.title.isBlank
                 || conversation.title == ConversationStore.defaultTitle
             let title = untitled ? (Self.title(fromPrompt: request.question) ?? conversation.title) : conversation.title
             try db.run("UPDATE conversations SET status = 'active', title = ?, updated_at = ? WHERE id = ?",
@@ -185,7 +208,7 @@ public final class ChatService: Sendable {
             try db.run("""
                 INSERT INTO messages (id, conversation_id, role, content, timestamp, mode, sources, model, status)
                 VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)
-                """, [outcome.messageID, outcome.conversationID, outcome.answer.trimmingCharacters(in: .whitespacesAndNewlines),
+                """, [outcome.messageID, outcome.conversationID, outcome.answer.trimmingWhiteSpace,
                       now, outcome.mode, sources, outcome.model, outcome.status.rawValue])
             try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, outcome.conversationID])
             if let key = turn.request.idempotencyKey {

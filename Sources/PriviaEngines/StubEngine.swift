@@ -33,10 +33,19 @@ public struct StubEngine: ChatEngine {
             guard wait(sink), sink.token(piece) else { break }
             produced += piece
         }
-        let words = produced.split(separator: " ").count
-        let inputWords = context.history.reduce(0) { $0 + $1.content.split(separator: " ").count }
+        let inputWords = context.history.reduce(0) { $0 + Self.words(in: $1.content) }
         return EngineResult(content: produced, mode: "stub", model: "stub",
-                            usage: TokenUsage(inputTokens: inputWords, outputTokens: words, estimated: true))
+                            usage: TokenUsage(inputTokens: inputWords, outputTokens: Self.words(in: produced), estimated: true))
+    }
+
+    /// The stub's token count: runs of bytes between spaces.
+    static func words(in text: String) -> Int {
+        var count = 0
+        var inWord = false
+        for byte in text.utf8 {
+            if byte == 0x20 { inWord = false } else if !inWord { inWord = true; count += 1 }
+        }
+        return count
     }
 
     /// Sleeps `tokenDelay` in short slices, asking the sink between them, so a stop lands fast.

@@ -29,13 +29,20 @@ import Testing
         #expect(StoredTime.rfc3339(StoredTime.now()) <= Timestamp.now(), "both read the same clock")
     }
 
-    @Test func idsAreLowerCaseVersion4UUIDs() {
+    @Test func idsAreLowerCaseVersion7UUIDsInTheOrderTheyWereMade() throws {
+        let before = UInt64(Date().timeIntervalSince1970 * 1000)
         let ids = (0..<200).map { _ in newID() }
+        let after = UInt64(Date().timeIntervalSince1970 * 1000)
         #expect(Set(ids).count == ids.count)
         for id in ids {
             #expect(UUID(uuidString: id) != nil && id == id.lowercased() && id.count == 36)
             let chars = Array(id)
-            #expect(chars[14] == "4" && "89ab".contains(chars[19]))
+            #expect(chars[14] == "7" && "89ab".contains(chars[19]))
+            let milliseconds = try #require(UInt64(id.replacingOccurrences(of: "-", with: "").prefix(12), radix: 16))
+            #expect((before...after).contains(milliseconds))
         }
+        // Made in order, they sort in order to the millisecond.
+        let times = ids.map { $0.prefix(13) }
+        #expect(times == times.sorted())
     }
 }

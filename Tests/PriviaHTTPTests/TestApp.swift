@@ -40,7 +40,7 @@ final class TestApp {
     }
 
     /// Signs up and signs in; returns the token and user id.
-    func user(_ email: String = "ann-\(newID().prefix(8))@example.com", password: String = "correct horse") throws -> (token: String, id: String) {
+    func user(_ email: String = "ann-\(newID().suffix(12))@example.com", password: String = "correct horse") throws -> (token: String, id: String) {
         let signup = call("POST", "/api/auth/signup", json: ["email": .string(email), "password": .string(password)])
         precondition(signup.status == 201, "signup failed: \(signup.status)")
         let login = call("POST", "/api/auth/login", headers: ["content-type": "application/x-www-form-urlencoded"],

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaEngines
 
 /// A user's conversations and their messages. Every call takes the owner's id, and anything
 /// the owner does not own is `notFound`, exactly as if it did not exist.
@@ -117,7 +118,7 @@ public final class ConversationStore: Sendable {
     }
 
     static func validTitle(_ raw: String) throws -> String {
-        let title = raw.trimmingCharacters(in: .whitespacesAndNewlines)
+        let title = raw.trimmingWhiteSpace
         guard (1...maxTitleLength).contains(title.count) else {
             throw DomainError.invalid("Title must be 1 to \(maxTitleLength) characters")
         }

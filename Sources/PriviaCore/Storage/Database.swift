@@ -10,10 +10,12 @@ public final class Database: @unchecked Sendable {
     private var idle: [SQLiteConnection] = []
     private var open = 0
     private let maxConnections: Int
+    private let groupCommit: GroupCommit
 
     public init(path: String, maxConnections: Int = 16) throws {
         self.path = path
         self.maxConnections = max(1, maxConnections)
+        groupCommit = GroupCommit { try SQLiteConnection(path: path) }
         // Open one connection now so a bad path fails at start-up, not at the first request.
         idle.append(try SQLiteConnection(path: path))
         open = 1
@@ -31,10 +33,12 @@ public final class Database: @unchecked Sendable {
         try withConnection(body)
     }
 
-    /// One write transaction (BEGIN IMMEDIATE … COMMIT), rolled back if `body` throws.
-    /// Do not nest: a write inside `body` uses `body`'s connection.
+    /// One write transaction, rolled back if `body` throws. Writes asked for at the same time
+    /// share one SQLite transaction (see `GroupCommit`), so `body` may run on another thread
+    /// while this one waits. Do not nest: a write inside `body` uses `body`'s connection.
+    @discardableResult
     public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try withConnection { connection in try connection.write { try body(connection) } }
+        try groupCommit.write(body)
     }
 
     private func borrow() throws -> SQLiteConnection {

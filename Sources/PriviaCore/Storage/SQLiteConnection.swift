@@ -88,8 +88,11 @@ public final class SQLiteConnection {
         try execute("PRAGMA journal_mode=WAL")
         try execute("PRAGMA foreign_keys=ON")
         try execute("PRAGMA synchronous=NORMAL")
-        // Reads through a memory map instead of a read() per page.
-        try execute("PRAGMA mmap_size=268435456")
+        // No memory map: a connection unmaps the whole file whenever another one has committed,
+        // so under a steady stream of chat turns every read paid for munmap and page faults.
+        try execute("PRAGMA mmap_size=0")
+        // Savepoints and sorts keep their scratch pages in memory, not in files under /var/tmp.
+        try execute("PRAGMA temp_store=MEMORY")
     }
 
     deinit {
@@ -201,6 +204,26 @@ public final class SQLiteConnection {
             throw error
         }
     }
+
+    /// Runs `body` inside a savepoint of the current transaction: if it throws, only its own
+    /// changes are undone, and the error is rethrown.
+    public func savepoint<T>(_ body: () throws -> T) throws -> T {
+        try run("SAVEPOINT job")
+        do {
+            let result = try body()
+            try run("RELEASE job")
+            return result
+        } catch {
+            if isInTransaction {
+                try? run("ROLLBACK TO job")
+                try? run("RELEASE job")
+            }
+            throw error
+        }
+    }
+
+    /// False outside a transaction, including after SQLite rolled one back on its own.
+    public var isInTransaction: Bool { sqlite3_get_autocommit(handle) == 0 }
 }
 
 extension SQLiteConnection {

@@ -7,8 +7,11 @@ public enum TokenEstimate {
     public static let charactersPerToken = 4
     public static let tokensPerMessage = 4
 
+    /// Characters are counted as Unicode scalars: the same for most text, and countable from
+    /// the UTF-8 bytes without grapheme breaking.
     public static func tokens(in text: String) -> Int {
-        (text.count + charactersPerToken - 1) / charactersPerToken
+        let scalars = text.utf8.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+        return (scalars + charactersPerToken - 1) / charactersPerToken
     }
 
     public static func tokens(in message: ChatMessage) -> Int {

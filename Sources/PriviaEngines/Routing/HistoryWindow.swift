@@ -8,7 +8,7 @@
 public enum HistoryWindow {
     public static func bounded(_ history: [ChatMessage], systemPrompt: String?, tokenBudget: Int) -> [ChatMessage] {
         var head: [ChatMessage] = []
-        if let prompt = systemPrompt, !prompt.trimmingCharacters(in: .whitespacesAndNewlines).isEmpty {
+        if let prompt = systemPrompt, !prompt.isBlank {
             head.append(ChatMessage(role: "system", content: prompt))
         }
         guard !history.isEmpty else { return head }
