@@ -6,11 +6,25 @@ public struct ConversationSummary: Sendable {
     public var createdAt: String
     public var updatedAt: String
     public var messageCount: Int
+}
 
-    public var json: JSON {
-        ["id": .string(id), "title": .string(title), "status": .string(status),
-         "created_at": .string(StoredTime.rfc3339(createdAt)), "updated_at": .string(StoredTime.rfc3339(updatedAt)),
-         "message_count": .int(messageCount)]
+extension ConversationSummary: JSONWritable {
+    public func writeJSON(to out: inout JSONWriter) {
+        out.object { out in writeMembers(to: &out) }
+    }
+
+    /// The members without the braces: a detail adds its messages among them.
+    func writeMembers(to out: inout JSONWriter, messages: [Message]? = nil) {
+        out.member("id", id)
+        out.member("title", title)
+        out.member("status", status)
+        if let messages {
+            out.key("messages")
+            out.array(messages)
+        }
+        out.member("created_at", storedTime: createdAt)
+        out.member("updated_at", storedTime: updatedAt)
+        out.member("message_count", messageCount)
     }
 }
 
@@ -25,16 +39,23 @@ public struct Message: Sendable {
     public var model: String?
     /// `complete`, `stopped` (the user stopped it or the client left) or `failed`.
     public var status: String
+}
 
-    public var json: JSON {
-        var members: [(String, JSON)] = [
-            ("id", .string(id)), ("role", .string(role)), ("content", .string(content)),
-            ("timestamp", .string(StoredTime.rfc3339(timestamp))), ("status", .string(status)),
-        ]
-        if let mode { members.append(("mode", .string(mode))) }
-        if let sources { members.append(("sources", .array(sources.map(JSON.string)))) }
-        if let model { members.append(("model", .string(model))) }
-        return .object(members)
+extension Message: JSONWritable {
+    public func writeJSON(to out: inout JSONWriter) {
+        out.object { out in
+            out.member("id", id)
+            out.member("role", role)
+            out.member("content", content)
+            out.member("timestamp", storedTime: timestamp)
+            out.member("status", status)
+            if let mode { out.member("mode", mode) }
+            if let sources {
+                out.key("sources")
+                out.array(sources)
+            }
+            if let model { out.member("model", model) }
+        }
     }
 }
 
@@ -47,12 +68,10 @@ public struct ConversationDetail: Sendable {
         self.summary = summary
         self.messages = messages
     }
+}
 
-    public var json: JSON {
-        ["id": .string(summary.id), "title": .string(summary.title), "status": .string(summary.status),
-         "messages": .array(messages.map(\.json)),
-         "created_at": .string(StoredTime.rfc3339(summary.createdAt)),
-         "updated_at": .string(StoredTime.rfc3339(summary.updatedAt)),
-         "message_count": .int(summary.messageCount)]
+extension ConversationDetail: JSONWritable {
+    public func writeJSON(to out: inout JSONWriter) {
+        out.object { out in summary.writeMembers(to: &out, messages: messages) }
     }
 }

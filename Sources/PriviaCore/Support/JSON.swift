@@ -1,5 +1,5 @@
 /// A JSON value for building responses, with object keys kept in the order written.
-public enum JSON: Sendable, Equatable {
+public enum JSON: Sendable, Equatable, JSONWritable {
     case null
     case bool(Bool)
     case int(Int)
@@ -8,76 +8,12 @@ public enum JSON: Sendable, Equatable {
     case array([JSON])
     case object([(String, JSON)])
 
+    /// JSON text already written by a `JSONWritable` value; copied as it is.
+    case encoded([UInt8])
+
     public static func == (lhs: JSON, rhs: JSON) -> Bool { lhs.encoded() == rhs.encoded() }
 
-    /// Compact UTF-8 JSON text.
-    public func encoded() -> [UInt8] {
-        var out: [UInt8] = []
-        out.reserveCapacity(256)
-        write(to: &out)
-        return out
-    }
-
     public var text: String { String(decoding: encoded(), as: UTF8.self) }
-
-    public func write(to out: inout [UInt8]) {
-        switch self {
-        case .null: out += "null".utf8
-        case .bool(let value): out += (value ? "true" : "false").utf8
-        case .int(let value): out += String(value).utf8
-        case .double(let value):
-            out += (value.isFinite ? String(value) : "null").utf8
-        case .string(let value): JSON.writeString(value, to: &out)
-        case .array(let items):
-            out.append(UInt8(ascii: "["))
-            for (index, item) in items.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                item.write(to: &out)
-            }
-            out.append(UInt8(ascii: "]"))
-        case .object(let members):
-            out.append(UInt8(ascii: "{"))
-            for (index, (key, value)) in members.enumerated() {
-                if index > 0 { out.append(UInt8(ascii: ",")) }
-                JSON.writeString(key, to: &out)
-                out.append(UInt8(ascii: ":"))
-                value.write(to: &out)
-            }
-            out.append(UInt8(ascii: "}"))
-        }
-    }
-
-    private static let hexDigits = Array("0123456789abcdef".utf8)
-
-    static func writeString(_ string: String, to out: inout [UInt8]) {
-        out.append(UInt8(ascii: "\""))
-        // Most strings need no escaping: copy them whole.
-        var plain = string
-        let copied = plain.withUTF8 { bytes -> Bool in
-            for byte in bytes where byte < 0x20 || byte == 0x22 || byte == 0x5c { return false }
-            out.append(contentsOf: bytes)
-            return true
-        }
-        if copied {
-            out.append(UInt8(ascii: "\""))
-            return
-        }
-        for byte in string.utf8 {
-            switch byte {
-            case UInt8(ascii: "\""): out += #"\""#.utf8
-            case UInt8(ascii: "\\"): out += #"\\"#.utf8
-            case UInt8(ascii: "\n"): out += #"\n"#.utf8
-            case UInt8(ascii: "\r"): out += #"\r"#.utf8
-            case UInt8(ascii: "\t"): out += #"\t"#.utf8
-            case 0..<0x20:
-                out += #"\u00"#.utf8
-                out.append(hexDigits[Int(byte >> 4)])
-                out.append(hexDigits[Int(byte & 0xf)])
-            default: out.append(byte)
-            }
-        }
-        out.append(UInt8(ascii: "\""))
-    }
 
     /// Member `key` of an object, or nil.
     public subscript(key: String) -> JSON? {
@@ -120,4 +56,25 @@ extension JSON: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, Express
 extension JSON {
     /// `.string(value)` or `.null`.
     public static func optional(_ value: String?) -> JSON { value.map(JSON.string) ?? .null }
+}
+
+extension JSON {
+    public func writeJSON(to out: inout JSONWriter) {
+        switch self {
+        case .null: out.null()
+        case .bool(let value): out.bool(value)
+        case .int(let value): out.int(value)
+        case .double(let value): out.double(value)
+        case .string(let value): out.string(value)
+        case .array(let items): out.array(items)
+        case .object(let members):
+            out.object { object in
+                for (key, value) in members {
+                    object.key(dynamic: key)
+                    value.writeJSON(to: &object)
+                }
+            }
+        case .encoded(let text): out.raw(text)
+        }
+    }
 }

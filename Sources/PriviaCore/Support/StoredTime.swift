@@ -10,11 +10,19 @@ public enum StoredTime {
 
     /// The stored form as RFC 3339 UTC. Values without a zone are UTC, as Privia wrote them.
     public static func rfc3339(_ stored: String) -> String {
-        var bytes = Array(stored.utf8)
-        if bytes.count > 10 && bytes[10] == UInt8(ascii: " ") { bytes[10] = UInt8(ascii: "T") }
-        if bytes.count > 6 && bytes.suffix(6).elementsEqual("+00:00".utf8) { bytes.removeLast(6) }
-        if bytes.last != UInt8(ascii: "Z") { bytes.append(UInt8(ascii: "Z")) }
+        var bytes: [UInt8] = []
+        writeRFC3339(stored, to: &bytes)
         return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// Appends `rfc3339(stored)` to `out` without making a string.
+    public static func writeRFC3339(_ stored: String, to out: inout [UInt8]) {
+        let start = out.count
+        out += stored.utf8
+        let count = out.count - start
+        if count > 10 && out[start + 10] == UInt8(ascii: " ") { out[start + 10] = UInt8(ascii: "T") }
+        if count > 6 && out[(out.count - 6)...].elementsEqual("+00:00".utf8) { out.removeLast(6) }
+        if out.count == start || out[out.count - 1] != UInt8(ascii: "Z") { out.append(UInt8(ascii: "Z")) }
     }
 }
 

@@ -28,9 +28,18 @@ public struct HTTPResponse: Sendable {
         self.body = body
     }
 
-    /// A JSON response.
+    /// A JSON response. (This overload lets a literal like `["detail": ...]` read as `JSON`.)
     public static func json(_ status: Int, _ value: JSON) -> HTTPResponse {
-        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: .bytes(value.encoded()))
+        json(status, encoded: value.encoded())
+    }
+
+    /// A JSON response written straight from a value that writes itself.
+    public static func json(_ status: Int, _ value: some JSONWritable) -> HTTPResponse {
+        json(status, encoded: value.encoded())
+    }
+
+    private static func json(_ status: Int, encoded: [UInt8]) -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: .bytes(encoded))
     }
 
     public static func noContent() -> HTTPResponse { HTTPResponse(status: 204) }

@@ -16,7 +16,7 @@ extension PriviaAPI {
         }
         let cursor = request.query["cursor"].flatMap { $0.isEmpty ? nil : $0 }
         let page = try conversations.list(userID: caller.user.id, limit: limit, cursor: cursor)
-        var response = HTTPResponse.json(200, .array(page.items.map(\.json)))
+        var response = HTTPResponse.json(200, page.items)
         if let next = page.nextCursor { response.headers.append(("X-Next-Cursor", next)) }
         return response.by(caller)
     }
@@ -26,12 +26,12 @@ extension PriviaAPI {
         let caller = try caller(request)
         let body = try request.jsonObject(allowEmpty: true)
         let (summary, created) = try conversations.openEmpty(userID: caller.user.id, title: try body.string("title"))
-        return HTTPResponse.json(created ? 201 : 200, ConversationDetail(summary: summary, messages: []).json).by(caller)
+        return HTTPResponse.json(created ? 201 : 200, ConversationDetail(summary: summary, messages: [])).by(caller)
     }
 
     func conversation(_ request: HTTPRequest, id: String) throws -> HTTPResponse {
         let caller = try caller(request)
-        return HTTPResponse.json(200, try conversations.detail(userID: caller.user.id, id: id).json).by(caller)
+        return HTTPResponse.json(200, try conversations.detail(userID: caller.user.id, id: id)).by(caller)
     }
 
     func renameConversation(_ request: HTTPRequest, id: String) throws -> HTTPResponse {
@@ -39,7 +39,7 @@ extension PriviaAPI {
         let body = try request.jsonObject()
         _ = try conversations.summary(userID: caller.user.id, id: id)  // 404 before 422 for a foreign id
         let detail = try conversations.rename(userID: caller.user.id, id: id, title: try body.requiredString("title"))
-        return HTTPResponse.json(200, detail.json).by(caller)
+        return HTTPResponse.json(200, detail).by(caller)
     }
 
     func deleteConversation(_ request: HTTPRequest, id: String) throws -> HTTPResponse {

@@ -1,0 +1,155 @@
+/// Writes compact JSON text straight into a byte buffer.
+///
+/// The list and detail responses are the API's most frequent answers; building a `JSON` tree
+/// for them first (an enum per value, an array of key–value pairs per object) cost more than
+/// the SQLite queries behind them. Types on those paths write themselves with this instead.
+public struct JSONWriter {
+    public private(set) var bytes: [UInt8]
+    /// No member or element has been written yet at the current level: no comma before the next.
+    private var atStart = true
+
+    public init(capacity: Int = 256) {
+        bytes = []
+        bytes.reserveCapacity(capacity)
+    }
+
+    public mutating func object(_ members: (inout JSONWriter) -> Void) {
+        nested(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), members)
+    }
+
+    public mutating func array(_ elements: (inout JSONWriter) -> Void) {
+        nested(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), elements)
+    }
+
+    /// An array holding each of `values`.
+    public mutating func array<Values: Sequence>(_ values: Values) where Values.Element: JSONWritable {
+        array { out in
+            for value in values { out.element(value) }
+        }
+    }
+
+    private mutating func nested(open: UInt8, close: UInt8, _ body: (inout JSONWriter) -> Void) {
+        bytes.append(open)
+        let outer = atStart
+        atStart = true
+        body(&self)
+        atStart = outer
+        bytes.append(close)
+    }
+
+    private mutating func separate() {
+        if !atStart { bytes.append(UInt8(ascii: ",")) }
+        atStart = false
+    }
+
+    /// `"key":` inside an object, ready for its value. Keys are literals that need no escaping.
+    public mutating func key(_ key: StaticString) {
+        separate()
+        bytes.append(UInt8(ascii: "\""))
+        key.withUTF8Buffer { bytes.append(contentsOf: $0) }
+        bytes += "\":".utf8
+    }
+
+    /// A key known only at run time (a `JSON` object's), escaped like any string.
+    mutating func key(dynamic key: String) {
+        separate()
+        string(key)
+        bytes.append(UInt8(ascii: ":"))
+    }
+
+    /// The next element of an array.
+    public mutating func element(_ value: some JSONWritable) {
+        separate()
+        value.writeJSON(to: &self)
+    }
+
+    public mutating func member(_ key: StaticString, _ value: String) {
+        self.key(key)
+        string(value)
+    }
+
+    public mutating func member(_ key: StaticString, _ value: Int) {
+        self.key(key)
+        bytes += String(value).utf8
+    }
+
+    public mutating func member(_ key: StaticString, _ value: some JSONWritable) {
+        self.key(key)
+        value.writeJSON(to: &self)
+    }
+
+    /// A stored time (see `StoredTime`) as RFC 3339 UTC text.
+    public mutating func member(_ key: StaticString, storedTime: String) {
+        self.key(key)
+        bytes.append(UInt8(ascii: "\""))
+        StoredTime.writeRFC3339(storedTime, to: &bytes)
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    // MARK: Values
+
+    public mutating func null() { bytes += "null".utf8 }
+    public mutating func bool(_ value: Bool) { bytes += (value ? "true" : "false").utf8 }
+    public mutating func int(_ value: Int) { bytes += String(value).utf8 }
+    public mutating func double(_ value: Double) { bytes += (value.isFinite ? String(value) : "null").utf8 }
+
+    /// JSON text someone already encoded (`JSON.encoded`), copied as it is.
+    mutating func raw(_ text: [UInt8]) { bytes += text }
+
+    public mutating func string(_ string: String) {
+        bytes.append(UInt8(ascii: "\""))
+        // Most strings need no escaping: copy them whole.
+        var plain = string
+        let copied = plain.withUTF8 { utf8 -> Bool in
+            for byte in utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5c { return false }
+            bytes.append(contentsOf: utf8)
+            return true
+        }
+        if !copied {
+            for byte in string.utf8 { escape(byte) }
+        }
+        bytes.append(UInt8(ascii: "\""))
+    }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    private mutating func escape(_ byte: UInt8) {
+        switch byte {
+        case UInt8(ascii: "\""): bytes += #"\""#.utf8
+        case UInt8(ascii: "\\"): bytes += #"\\"#.utf8
+        case UInt8(ascii: "\n"): bytes += #"\n"#.utf8
+        case UInt8(ascii: "\r"): bytes += #"\r"#.utf8
+        case UInt8(ascii: "\t"): bytes += #"\t"#.utf8
+        case 0..<0x20:
+            bytes += #"\u00"#.utf8
+            bytes.append(Self.hexDigits[Int(byte >> 4)])
+            bytes.append(Self.hexDigits[Int(byte & 0xf)])
+        default: bytes.append(byte)
+        }
+    }
+}
+
+/// A value that writes its own JSON text.
+public protocol JSONWritable {
+    func writeJSON(to out: inout JSONWriter)
+}
+
+extension JSONWritable {
+    /// Compact UTF-8 JSON text.
+    public func encoded() -> [UInt8] {
+        var out = JSONWriter()
+        writeJSON(to: &out)
+        return out.bytes
+    }
+
+    /// The value as a `JSON` tree member, encoded once.
+    public var json: JSON { .encoded(encoded()) }
+}
+
+extension Array: JSONWritable where Element: JSONWritable {
+    public func writeJSON(to out: inout JSONWriter) { out.array(self) }
+}
+
+extension String: JSONWritable {
+    public func writeJSON(to out: inout JSONWriter) { out.string(self) }
+}
