@@ -160,8 +160,7 @@ public final class ChatService: Sendable {
             if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
             return replay
         }
-        let history = try conversations.recentMessages(conversationID: turn.conversationID, limit: Self.historyLimit)
-            .map { ChatMessage(role: $0.role, content: $0.content) }
+        let history = try conversations.history(conversationID: turn.conversationID, limit: Self.historyLimit)
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)

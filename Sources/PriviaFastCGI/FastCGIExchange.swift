@@ -15,11 +15,12 @@ final class FastCGIExchange: ResponseStream {
     /// Largest body read; nginx's client_max_body_size is the real limit, this is a backstop.
     static let maxBodyBytes = 8 << 20
 
-    /// The CGI params an `HTTPRequest` is made of; nginx sends a few dozen, the rest are skipped.
-    private static let wanted: Set<String> = [
+    /// The CGI params an `HTTPRequest` is made of; nginx sends a few dozen, the rest are skipped
+    /// before any string is made of them.
+    private static let wanted: [[UInt8]] = [
         "REQUEST_METHOD", "REQUEST_URI", "DOCUMENT_URI", "QUERY_STRING", "CONTENT_TYPE", "CONTENT_LENGTH",
         "REQUEST_ID", "REMOTE_ADDR",
-    ]
+    ].map { Array($0.utf8) }
 
     /// Copies everything out of libfcgi at once: its param strings die at the next accept.
     /// Works on bytes: this runs for every param of every request.
@@ -31,16 +32,15 @@ final class FastCGIExchange: ResponseStream {
                 let pair = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self),
                                                count: strlen(pointer))
                 if let eq = pair.firstIndex(of: UInt8(ascii: "=")) {
-                    let value = String(decoding: pair[(eq + 1)...], as: UTF8.self)
-                    if eq > 5 && pair[0..<5].elementsEqual("HTTP_".utf8) {
+                    let name = pair[..<eq]
+                    if eq > 5 && name.starts(with: "HTTP_".utf8) {
                         // HTTP_X_REQUEST_ID → x-request-id
-                        let name = pair[5..<eq].map { byte -> UInt8 in
+                        let header = name.dropFirst(5).map { byte -> UInt8 in
                             byte == UInt8(ascii: "_") ? UInt8(ascii: "-") : (65...90).contains(byte) ? byte + 32 : byte
                         }
-                        headers[String(decoding: name, as: UTF8.self)] = value
-                    } else {
-                        let name = String(decoding: pair[..<eq], as: UTF8.self)
-                        if Self.wanted.contains(name) { params[name] = value }
+                        headers[String(decoding: header, as: UTF8.self)] = String(decoding: pair[(eq + 1)...], as: UTF8.self)
+                    } else if Self.wanted.contains(where: { $0.elementsEqual(name) }) {
+                        params[String(decoding: name, as: UTF8.self)] = String(decoding: pair[(eq + 1)...], as: UTF8.self)
                     }
                 }
                 entry += 1

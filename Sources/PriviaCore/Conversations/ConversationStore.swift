@@ -91,7 +91,10 @@ public final class ConversationStore: Sendable {
 
     public static let messageColumns = "id, role, content, timestamp, mode, sources, model, status"
     public static func message(_ row: SQLRow) -> Message {
-        let sources = row.optionalString(5).flatMap { try? JSONParser.parse($0) }?.arrayValue?.compactMap(\.stringValue)
+        // Most answers have no sources: "[]" needs no parser.
+        let sources = row.optionalString(5).flatMap { text in
+            text == "[]" ? [] : (try? JSONParser.parse(text))?.arrayValue?.compactMap(\.stringValue)
+        }
         return Message(id: row.string(0), role: row.string(1), content: row.string(2), timestamp: row.string(3),
                        mode: row.optionalString(4), sources: sources, model: row.optionalString(6), status: row.string(7))
     }
@@ -106,14 +109,14 @@ public final class ConversationStore: Sendable {
         }
     }
 
-    /// The last `limit` messages, oldest first: the history an engine sees.
-    public func recentMessages(conversationID: String, limit: Int) throws -> [Message] {
+    /// The roles and texts of the last `limit` messages, oldest first: the history an engine sees.
+    public func history(conversationID: String, limit: Int) throws -> [ChatMessage] {
         try database.read { db in
             try db.all("""
-                SELECT \(Self.messageColumns) FROM
-                  (SELECT rowid AS r, * FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?)
+                SELECT role, content FROM
+                  (SELECT rowid AS r, role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?)
                 ORDER BY r
-                """, [conversationID, limit], Self.message)
+                """, [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }
         }
     }
 
