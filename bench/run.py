@@ -316,17 +316,19 @@ class Bench:
             (self.scenario("scale_get50", "9", "scale: GET /api/conversations/{id} (50 messages)", scale),
              f"/api/conversations/{scale20.conversations[0]}", scale20.token),
         ]
-        # Interleaved, so a noisy neighbour slows every scenario of a run alike and the
-        # ratios (each run against the ceiling's in the same run) stay honest.
+        # Each scenario right after a ceiling run of its own, so the two see the same machine:
+        # a noisy neighbour that comes and goes within a run would otherwise skew a ratio
+        # taken against one ceiling measured a minute earlier.
+        ceiling, ceiling_path, ceiling_token = plan[0]
         for run in range(s.runs):
-            for scenario, path, token in plan:
-                say(f"run {run + 1}/{s.runs}: {scenario.title}")
-                scenario.measure(lambda: wrk(s, scenario.stack, path, token))
-        ceiling_runs = plan[0][0].runs
+            for scenario, path, token in plan[1:]:
+                say(f"run {run + 1}/{s.runs}: {scenario.title}, after the ceiling")
+                ceiling_rps = ceiling.measure(lambda: wrk(s, ceiling.stack, ceiling_path, ceiling_token))["rps"]
+                scenario.measure(lambda: wrk(s, scenario.stack, path, token))["ceiling_rps"] = ceiling_rps
         for scenario, _, _ in plan:
             self.summarize_wrk(scenario)
-            if scenario.key != "ceiling":
-                ratios = [r["rps"] / c["rps"] for r, c in zip(scenario.runs, ceiling_runs) if c["rps"]]
+            if scenario is not ceiling:
+                ratios = [r["rps"] / r["ceiling_rps"] for r in scenario.runs if r["ceiling_rps"]]
                 scenario.summary["of_ceiling"] = median(ratios)
         by_key = {sc.key: sc for sc, _, _ in plan}
         for key, base in (("scale_list20", "list20"), ("scale_get50", "get50")):
