@@ -13,10 +13,8 @@ public final class ConversationStore: Sendable {
         self.database = database
     }
 
-    static let summaryColumns = """
-        c.id, c.title, c.status, c.created_at, c.updated_at,
-        (SELECT count(*) FROM messages m WHERE m.conversation_id = c.id)
-        """
+    /// `message_count` is kept by triggers (migration 0005).
+    static let summaryColumns = "c.id, c.title, c.status, c.created_at, c.updated_at, c.message_count"
     static func summary(_ row: SQLRow) -> ConversationSummary {
         ConversationSummary(id: row.string(0), title: row.string(1), status: row.string(2), createdAt: row.string(3),
                             updatedAt: row.string(4), messageCount: row.int(5))
