@@ -100,14 +100,14 @@ public final class ChatService: Sendable {
             let untitled = conversation.title.isBlank
                 || conversation.title == ConversationStore.defaultTitle
             let title = untitled ? (Self.title(fromPrompt: request.question) ?? conversation.title) : conversation.title
-            try db.run("UPDATE conversations SET status = 'active', title = ?, updated_at = ? WHERE id = ?",
+            try db.run("UPDATE conversations SET status = 'active', title = ?, updated_at = ?, message_count = message_count + 1 WHERE id = ?",
                        [title, now, conversation.id])
             if title != conversation.title {
                 try WorkspaceEvents.record(db, userID: userID, kind: "conversation.renamed",
                                            payload: ["conversation_id": .string(conversation.id), "title": .string(title)])
             }
         } else {
-            try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, conversation.id])
+            try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?", [now, conversation.id])
         }
         let messageID = newID()
         try db.run("INSERT INTO messages (id, conversation_id, role, content, timestamp, status) VALUES (?, ?, 'user', ?, ?, 'complete')",
@@ -209,7 +209,7 @@ public final class ChatService: Sendable {
                 VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)
                 """, [outcome.messageID, outcome.conversationID, outcome.answer.trimmingWhiteSpace,
                       now, outcome.mode, sources, outcome.model, outcome.status.rawValue])
-            try db.run("UPDATE conversations SET updated_at = ? WHERE id = ?", [now, outcome.conversationID])
+            try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?", [now, outcome.conversationID])
             if let key = turn.request.idempotencyKey {
                 try db.run("UPDATE turn_requests SET assistant_message_id = ? WHERE user_id = ? AND idempotency_key = ?",
                            [outcome.messageID, turn.userID, key])

@@ -3,7 +3,8 @@ import PriviaChat
 @testable import PriviaCore
 import PriviaEngines
 
-/// The count the list shows is kept on the conversation row by triggers: it must follow
+/// The count the list shows is kept on the conversation row (by the chat service and by
+/// triggers, migration 0005): it must follow
 /// every way messages come and go.
 @Suite struct MessageCountTests {
     final class Discard: TurnSink {
