@@ -9,7 +9,7 @@ public enum JSON: Sendable, Equatable, JSONWritable {
     case object([(String, JSON)])
 
     /// JSON text already written by a `JSONWritable` value; copied as it is.
-    case encoded([UInt8])
+    case raw([UInt8])
 
     public static func == (lhs: JSON, rhs: JSON) -> Bool { lhs.encoded() == rhs.encoded() }
 
@@ -74,7 +74,7 @@ extension JSON {
                     value.writeJSON(to: &object)
                 }
             }
-        case .encoded(let text): out.raw(text)
+        case .raw(let text): out.raw(text)
         }
     }
 }

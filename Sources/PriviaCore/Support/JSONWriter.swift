@@ -143,7 +143,7 @@ extension JSONWritable {
     }
 
     /// The value as a `JSON` tree member, encoded once.
-    public var json: JSON { .encoded(encoded()) }
+    public var json: JSON { .raw(encoded()) }
 }
 
 extension Array: JSONWritable where Element: JSONWritable {
