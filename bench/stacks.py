@@ -14,13 +14,11 @@ import os
 import re
 import shutil
 import signal
-import ssl
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,7 +27,8 @@ LAUNCHER = REPO / "scripts" / "privia-stack"
 RELEASE = Path(os.environ.get("PRIVIA_BIN_DIR") or REPO / ".build" / "release").resolve()
 
 sys.path.insert(0, str(REPO / "tests" / "e2e"))
-from loopback import free_ports  # noqa: E402  (shared with the end-to-end suite)
+from launcher import descendants, launcher_env, wait_until_healthy  # noqa: E402  (shared with the end-to-end suite)
+from loopback import free_ports  # noqa: E402
 
 
 def ceiling_bin_dir(release: Path = RELEASE) -> Path:
@@ -81,18 +80,10 @@ class BenchStack:
         os.chmod(self.data_dir, 0o755)  # nginx's workers (www-data) must reach run/
         self.https_port, self.http_port = free_ports(2)
         self.launcher = launcher_root / "scripts" / "privia-stack"
-        base = {k: v for k, v in os.environ.items() if not k.startswith("PRIVIA_")}
-        base.update(
-            PRIVIA_DATA_DIR=str(self.data_dir),
-            PRIVIA_HTTPS_PORT=str(self.https_port),
-            PRIVIA_HTTP_PORT=str(self.http_port),
-            PRIVIA_BIN_DIR=str(bin_dir),
-            PRIVIA_MIGRATIONS_DIR=str(REPO / "Migrations"),
-            PRIVIA_ENV="development",
+        base = launcher_env(
+            self.data_dir, self.https_port, self.http_port, bin_dir, REPO / "Migrations",
             PRIVIA_ALLOWED_ORIGINS=f"https://localhost:{self.https_port}",
             PRIVIA_GRACE_SECONDS="5",
-            # The bench signs up a handful of users from 127.0.0.1 in a few seconds.
-            PRIVIA_AUTH_RATE="50r/s",
         )
         base.update(env or {})
         self.env = base
@@ -123,26 +114,16 @@ class BenchStack:
         self.process = subprocess.Popen([str(self.launcher)], cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
-        context = ssl.create_default_context()
-        context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name}: privia-stack exited {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                with urllib.request.urlopen(f"{self.url}/api/health", context=context, timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except OSError:
-                pass
-            time.sleep(0.1)
+        problem = wait_until_healthy(self.process, self.url, timeout)
+        if problem is None:
+            return self
         self.stop()
-        raise RuntimeError(f"{self.name}: not healthy after {timeout}s:\n{self.log_tail()}")
+        raise RuntimeError(f"{self.name}: {problem}:\n{self.log_tail()}")
 
     def stop(self, keep_data: bool = False) -> None:
         """SIGTERM to the launcher (it stops nginx, relay and pool in order), SIGKILL after 40 s."""
         if self.process is not None:
-            family = descendants(self.process.pid) | {self.process.pid}
+            family = set(descendants(self.process.pid)) | {self.process.pid}
             if self.process.poll() is None:
                 self.process.send_signal(signal.SIGTERM)
                 try:
@@ -181,24 +162,6 @@ class BenchStack:
 # ---------------------------------------------------------------------------
 # Processes, from /proc
 # ---------------------------------------------------------------------------
-
-
-def descendants(root: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        children.setdefault(int(stat[stat.rindex(")") + 2 :].split()[1]), []).append(int(entry))
-    found, todo = set(), [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found.add(child)
-            todo.append(child)
-    return found
 
 
 def process_role(pid: int) -> str | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from launcher import descendants, launcher_env, process_table, wait_until_healthy
 from loopback import free_ports  # noqa: F401  (tests import it from here too)
 
 REPO = Path(__file__).resolve().parents[2]
@@ -39,37 +40,6 @@ GRACE_SECONDS = 5
 # ---------------------------------------------------------------------------
 # Processes, read from /proc
 # ---------------------------------------------------------------------------
-
-
-def process_table() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, start time in clock ticks) for every live process."""
-    table = {}
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] == "Z":  # a zombie has ended; only its parent's wait is missing
-            continue
-        table[int(entry)] = (int(fields[1]), int(fields[19]))
-    return table
-
-
-def descendants(root: int) -> dict[int, int]:
-    """pid -> start time of every live descendant of `root`."""
-    table = process_table()
-    children: dict[int, list[int]] = {}
-    for pid, (ppid, _) in table.items():
-        children.setdefault(ppid, []).append(pid)
-    found, todo = {}, [root]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            found[child] = table[child][1]
-            todo.append(child)
-    return found
 
 
 def still_alive(processes: dict[int, int]) -> list[int]:
@@ -119,23 +89,13 @@ class Stack:
         # nginx's workers run as www-data when we are root: they must reach run/.
         os.chmod(self.data_dir, 0o755)
         self.https_port, self.http_port = free_ports(2)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("PRIVIA_")}
-        env.update(
-            PRIVIA_DATA_DIR=str(self.data_dir),
-            PRIVIA_HTTPS_PORT=str(self.https_port),
-            PRIVIA_HTTP_PORT=str(self.http_port),
-            PRIVIA_BIN_DIR=str(BIN_DIR),
-            PRIVIA_ENV="development",
+        env = launcher_env(
+            self.data_dir, self.https_port, self.http_port, BIN_DIR, REPO / "Migrations",
             PRIVIA_ALLOWED_ORIGINS=f"{ALLOWED_ORIGIN},https://localhost:{self.https_port}",
             PRIVIA_WORKERS="2",
             PRIVIA_THREADS="32",
             PRIVIA_STUB_DELAY_MS="20",
             PRIVIA_GRACE_SECONDS=str(GRACE_SECONDS),
-            PRIVIA_MIGRATIONS_DIR=str(REPO / "Migrations"),
-            # Every test signs up from 127.0.0.1; the production default (30r/m) would
-            # turn a busy suite's sign-ups into 429s. test_login_is_rate_limited_with_429
-            # checks the limit itself.
-            PRIVIA_AUTH_RATE="50r/s",
         )
         env.update(extra_env or {})
         self.env = env
@@ -196,21 +156,12 @@ class Stack:
             stderr=subprocess.STDOUT,
             start_new_session=True,  # like `make run` in its own terminal
         )
-        deadline = time.monotonic() + timeout
-        last = "no answer yet"
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"privia-stack exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                r = httpx.get(f"{self.https_url}/api/health", verify=False, timeout=2.0)
-                if r.status_code == 200:
-                    return self
-                last = f"{r.status_code} {r.text[:200]}"
-            except httpx.HTTPError as error:
-                last = repr(error)
-            time.sleep(0.1)
-        self.kill()
-        raise RuntimeError(f"stack not healthy after {timeout}s (last: {last}):\n{self.log_tail()}")
+        problem = wait_until_healthy(self.process, self.https_url, timeout)
+        if problem is None:
+            return self
+        if self.process.poll() is None:
+            self.kill()
+        raise RuntimeError(f"{problem}:\n{self.log_tail()}")
 
     def service_pid(self, command: str) -> int:
         """The pid of one of the launcher's three services, by command name."""
