@@ -150,7 +150,7 @@ def table_rows(results: dict) -> list[list[str]]:
         elif sc["unit"] == "done":
             rate = f"{_num(s.get('rate'))}/{s.get('n', 0):,} done"
             notes.append(f"TTFT beyond the stub's delay; raw p99 {_ms(s.get('ttft_p99_ms'))}, "
-                         f"{_num(s.get('peak_concurrent'))} at once")
+                         f"response head p99 {_ms(s.get('head_p99_ms'))}, {_num(s.get('peak_concurrent'))} at once")
         elif sc["unit"] == "held":
             rate = f"{_num(s.get('rate'))}/{s.get('n', 0):,} held"
         else:

@@ -421,6 +421,7 @@ class Bench:
                 scenario.summary.update(
                     rate=median([r["completed"] for r in runs]), n=n, errors=sum(r["errors"] for r in runs),
                     ttft_p50_ms=median([r["ttft_p50_ms"] for r in runs]), ttft_p99_ms=median([r["ttft_p99_ms"] for r in runs]),
+                    head_p99_ms=median([r["head_p99_ms"] for r in runs]),
                     p50_ms=_minus(median([r["ttft_p50_ms"] for r in runs]), delay),
                     p99_ms=_minus(median([r["ttft_p99_ms"] for r in runs]), delay),
                     peak_concurrent=median([r["peak_concurrent"] for r in runs]),

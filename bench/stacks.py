@@ -138,7 +138,7 @@ class BenchStack:
             if self.process.poll() is None:
                 self.process.wait(timeout=10)
             self.process = None
-        if not keep_data:
+        if not keep_data and not os.environ.get("BENCH_KEEP_DATA"):
             shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def log_tail(self, lines: int = 40) -> str:
