@@ -75,11 +75,12 @@ public final class ChatService: Sendable {
         try usage.checkBudget(userID: userID)
         return try database.write { db in
             if let key = request.idempotencyKey, let replay = try replay(db, userID: userID, key: key, request) { return replay }
-            let turn: PreparedTurn
+            var turn: PreparedTurn
             switch request.action {
             case .ask: turn = try ask(db, userID: userID, request)
             case .regenerate, .edit: turn = try redo(db, userID: userID, request)
             }
+            turn.history = try conversations.history(db, conversationID: turn.conversationID, limit: Self.historyLimit)
             if let key = request.idempotencyKey {
                 try db.run("INSERT INTO turn_requests (user_id, idempotency_key, conversation_id, user_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
                            [userID, key, turn.conversationID, turn.userMessageID, StoredTime.now()])
@@ -160,7 +161,7 @@ public final class ChatService: Sendable {
             if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
             return replay
         }
-        let history = try conversations.history(conversationID: turn.conversationID, limit: Self.historyLimit)
+        let history = turn.history
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)
@@ -202,14 +203,15 @@ public final class ChatService: Sendable {
         try database.write { db in
             try usage.record(event, in: db)
             let now = StoredTime.now()
-            // The conversation may have been deleted while the answer streamed: then there is nothing to keep.
-            guard try db.first("SELECT 1 FROM conversations WHERE id = ?", [outcome.conversationID], { _ in true }) != nil else { return }
+            // The conversation may have been deleted while the answer streamed: then the update
+            // changes nothing and there is nothing to keep.
+            guard try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?",
+                             [now, outcome.conversationID]) == 1 else { return }
             try db.run("""
                 INSERT INTO messages (id, conversation_id, role, content, timestamp, mode, sources, model, status)
                 VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)
                 """, [outcome.messageID, outcome.conversationID, outcome.answer.trimmingWhiteSpace,
                       now, outcome.mode, sources, outcome.model, outcome.status.rawValue])
-            try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?", [now, outcome.conversationID])
             if let key = turn.request.idempotencyKey {
                 try db.run("UPDATE turn_requests SET assistant_message_id = ? WHERE user_id = ? AND idempotency_key = ?",
                            [outcome.messageID, turn.userID, key])
@@ -239,6 +241,11 @@ private final class SinkRelay: GenerationSink {
 
     func keepGoing() -> Bool {
         if !stopped && !sink.keepGoing() { stopped = true }
+        return !stopped
+    }
+
+    func pause(for duration: Duration) -> Bool {
+        if !stopped && !sink.pause(for: duration) { stopped = true }
         return !stopped
     }
 }

@@ -38,6 +38,10 @@ public struct PreparedTurn: Sendable {
     public var userMessageID: String
     public var request: TurnRequest
     public var replay: TurnOutcome?
+    /// The conversation's latest messages, the new question last, as the transaction that
+    /// committed the question saw them: read there, every other connection's page cache having
+    /// just been made stale by that commit.
+    public var history: [ChatMessage] = []
 }
 
 /// How a turn ended.
@@ -68,6 +72,13 @@ public struct TurnOutcome: Sendable {
 /// Receives a turn's tokens as they come; returning false stops the generation.
 public protocol TurnSink: AnyObject {
     func token(_ text: String) -> Bool
-    /// Called while the engine waits; false stops the generation.
+    /// Called while the engine works; false stops the generation.
     func keepGoing() -> Bool
+    /// Waits up to `duration` while the engine has nothing to send; false as soon as the turn
+    /// should stop (see `GenerationSink.pause(for:)`).
+    func pause(for duration: Duration) -> Bool
+}
+
+extension TurnSink {
+    public func pause(for duration: Duration) -> Bool { SlicedPause.wait(duration, keepGoing: keepGoing) }
 }

@@ -1,3 +1,5 @@
+import Foundation
+
 /// One message of the history an engine sees.
 public struct ChatMessage: Equatable, Sendable {
     public var role: String
@@ -58,11 +60,37 @@ public struct EngineResult: Sendable {
 }
 
 /// How a generation talks back to whoever carries it. The engine calls `token` for every piece
-/// of text and `keepGoing` while it waits; either returning false means stop now (the user
-/// pressed stop or the client left), and the engine returns what it has.
+/// of text, `keepGoing` between pieces of work, and `pause(for:)` when it has to wait; any of
+/// them returning false means stop now (the user pressed stop or the client left), and the
+/// engine returns what it has.
 public protocol GenerationSink: AnyObject {
     func token(_ text: String) -> Bool
     func keepGoing() -> Bool
+    /// Waits up to `duration` with nothing to send; false as soon as the turn should stop,
+    /// which may end the wait early. A transport that can wait on its connection does so in
+    /// one call; the default sleeps in slices and asks `keepGoing` between them.
+    func pause(for duration: Duration) -> Bool
+}
+
+extension GenerationSink {
+    public func pause(for duration: Duration) -> Bool { SlicedPause.wait(duration, keepGoing: keepGoing) }
+}
+
+/// Sleeping in slices of at most 50 ms, asking between them whether to go on, so a stop lands
+/// within a slice: for sinks that cannot wait on a connection.
+public enum SlicedPause {
+    public static let slice = Duration.milliseconds(50)
+
+    public static func wait(_ duration: Duration, keepGoing: () -> Bool) -> Bool {
+        let deadline = ContinuousClock.now + duration
+        while true {
+            guard keepGoing() else { return false }
+            let left = deadline - ContinuousClock.now
+            if left <= .zero { return true }
+            let (seconds, attoseconds) = min(left, slice).components
+            usleep(UInt32(max(1, seconds * 1_000_000 + attoseconds / 1_000_000_000_000)))
+        }
+    }
 }
 
 /// A provider failure with a stable code, and whether another model may be tried.

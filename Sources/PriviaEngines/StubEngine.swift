@@ -30,7 +30,7 @@ public struct StubEngine: ChatEngine {
     public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
         var produced = ""
         for piece in Self.pieces {
-            guard wait(sink), sink.token(piece) else { break }
+            guard tokenDelay <= .zero || sink.pause(for: tokenDelay), sink.token(piece) else { break }
             produced += piece
         }
         let inputWords = context.history.reduce(0) { $0 + Self.words(in: $1.content) }
@@ -46,19 +46,5 @@ public struct StubEngine: ChatEngine {
             if byte == 0x20 { inWord = false } else if !inWord { inWord = true; count += 1 }
         }
         return count
-    }
-
-    /// Sleeps `tokenDelay` in short slices, asking the sink between them, so a stop lands fast.
-    private func wait(_ sink: GenerationSink) -> Bool {
-        guard tokenDelay > .zero else { return true }
-        let deadline = ContinuousClock.now + tokenDelay
-        while true {
-            guard sink.keepGoing() else { return false }
-            let left = deadline - ContinuousClock.now
-            if left <= .zero { return true }
-            let slice = min(left, .milliseconds(50))
-            let nanos = slice.components.attoseconds / 1_000_000_000 + slice.components.seconds * 1_000_000_000
-            usleep(UInt32(max(1, nanos / 1000)))
-        }
     }
 }

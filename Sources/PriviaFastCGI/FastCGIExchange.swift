@@ -25,8 +25,9 @@ final class FastCGIExchange: ResponseStream {
     /// Copies everything out of libfcgi at once: its param strings die at the next accept.
     /// Works on bytes: this runs for every param of every request.
     func readRequest() -> HTTPRequest {
-        var headers: [String: String] = [:]
-        var params: [String: String] = [:]
+        // Sized for a browser's dozen headers and the wanted params, so neither table regrows.
+        var headers = [String: String](minimumCapacity: 24)
+        var params = [String: String](minimumCapacity: Self.wanted.count)
         if var entry = request.pointee.envp {
             while let pointer = entry.pointee {
                 let pair = UnsafeBufferPointer(start: UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self),
@@ -108,10 +109,15 @@ final class FastCGIExchange: ResponseStream {
 
     /// Polls the connection for the peer's half-close without writing: nginx closes the
     /// upstream connection when its client goes away (fastcgi_ignore_client_abort off).
-    var clientGone: Bool {
+    func clientGone(within duration: Duration) -> Bool {
         if failed { return true }
         var descriptor = pollfd(fd: request.pointee.ipcFd, events: Self.peerClosedEvents, revents: 0)
-        if poll(&descriptor, 1, 0) > 0, descriptor.revents & (Self.peerClosedEvents | Int16(POLLERR | POLLNVAL)) != 0 {
+        // Whole milliseconds, rounded up so a wait never ends before its time. A signal
+        // (-1, EINTR) ends it early with the client still there; callers loop.
+        let (seconds, attoseconds) = max(duration, .zero).components
+        let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
+        if poll(&descriptor, 1, Int32(clamping: milliseconds)) > 0,
+           descriptor.revents & (Self.peerClosedEvents | Int16(POLLERR | POLLNVAL)) != 0 {
             failed = true
         }
         return failed

@@ -99,16 +99,18 @@ public final class Worker: @unchecked Sendable {
         acceptLock.lock()
         defer { acceptLock.unlock() }
         while !stopping.load(ordering: .acquiring) {
-            var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
-            let ready = poll(&descriptor, 1, Self.acceptPollMilliseconds)
-            if ready <= 0 { continue }
+            // Accept first and wait only when nothing is queued: under load a connection is
+            // usually waiting, and the poll before it was one more system call per request.
             let rc = FCGX_Accept_r(request)
             if rc >= 0 { return true }
-            // -EAGAIN: another process took that connection. Anything else: log and go on.
+            // -EAGAIN: nothing queued, or another process took that connection. Anything else: log and go on.
             if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
                 ProcessLog.error("accept failed", [("rc", .int(Int(rc)))])
                 usleep(10_000)
+                continue
             }
+            var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
+            _ = poll(&descriptor, 1, Self.acceptPollMilliseconds)
         }
         return false
     }

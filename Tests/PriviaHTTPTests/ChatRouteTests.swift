@@ -67,6 +67,19 @@ import PriviaEngines
         #expect(!content.isEmpty && StubEngine.reply.hasPrefix(content) && content.count < StubEngine.reply.count)
     }
 
+    @Test func aClientLeavingWhileTheEngineWaitsStopsTheGeneration() throws {
+        let app = try TestApp(engine: StubEngine(tokenDelayMilliseconds: 20))
+        let (token, _) = try app.user()
+        let stream = RecordingStream()
+        stream.leaveAfterSends = 4  // the head is not a send here: four tokens, then gone mid-pause
+        app.call("POST", "/api/stream", json: ["question": "hello"], token: token).run(into: stream)
+        #expect(stream.events.filter { $0.event == "" }.count == 4)
+        let id = try #require(app.call("GET", "/api/conversations", token: token).json.arrayValue?.first?["id"]?.stringValue)
+        let answer = try #require(app.call("GET", "/api/conversations/\(id)", token: token).json["messages"]?.arrayValue?.last)
+        #expect(answer["status"]?.stringValue == "stopped")
+        #expect(answer["content"]?.stringValue == StubEngine.reply.split(separator: " ").prefix(4).joined(separator: " "))
+    }
+
     @Test func tokensHoldingNewlinesAreSentAsSeveralDataLines() {
         #expect(String(decoding: SSE.event(data: "a\nb"), as: UTF8.self) == "data: a\ndata: b\n\n")
         #expect(String(decoding: SSE.event("done", data: "{}"), as: UTF8.self) == "event: done\ndata: {}\n\n")

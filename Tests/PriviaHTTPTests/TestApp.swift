@@ -68,7 +68,11 @@ final class RecordingStream: ResponseStream, @unchecked Sendable {
         return true
     }
 
-    var clientGone: Bool { leaveAfterSends.map { sends >= $0 } ?? false }
+    func clientGone(within duration: Duration) -> Bool {
+        let gone = leaveAfterSends.map { sends >= $0 } ?? false
+        if !gone && duration > .zero { Thread.sleep(forTimeInterval: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
+        return gone
+    }
     var text: String { String(decoding: bytes, as: UTF8.self) }
 
     /// Parses the stream the way Privia's frontend does: line by line, `event:` then `data: `.

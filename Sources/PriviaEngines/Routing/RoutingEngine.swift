@@ -55,7 +55,7 @@ public struct RoutingEngine: ChatEngine {
                     guard error.retryable else { throw error }
                     if !waited, let delay = error.retryAfterSeconds, delay <= maxRetryAfterWaitSeconds {
                         waited = true
-                        guard wait(seconds: delay, watch) else { return stopped(model) }
+                        guard watch.pause(for: .milliseconds(Int(delay * 1000))) else { return stopped(model) }
                         continue
                     }
                     lastError = error
@@ -82,19 +82,6 @@ public struct RoutingEngine: ChatEngine {
     private func stopped(_ model: ModelCatalog.Model) -> EngineResult {
         EngineResult(content: "", mode: "chat", model: model.id, usage: nil)
     }
-
-    /// Sleeps in 50 ms slices; false when the sink said stop meanwhile.
-    private func wait(seconds: Double, _ sink: GenerationSink) -> Bool {
-        let deadline = ContinuousClock.now + .milliseconds(Int(seconds * 1000))
-        while ContinuousClock.now < deadline {
-            guard sink.keepGoing() else { return false }
-            let left = deadline - ContinuousClock.now
-            let slice = min(left, .milliseconds(50))
-            let (wholeSeconds, attoseconds) = slice.components
-            usleep(UInt32(max(1, wholeSeconds * 1_000_000 + attoseconds / 1_000_000_000_000)))
-        }
-        return sink.keepGoing()
-    }
 }
 
 /// Passes a generation through, remembering whether any token reached the sink (after that a
@@ -114,4 +101,5 @@ private final class DeliveryWatch: GenerationSink {
     }
 
     func keepGoing() -> Bool { sink.keepGoing() }
+    func pause(for duration: Duration) -> Bool { sink.pause(for: duration) }
 }

@@ -1,12 +1,18 @@
 import PriviaCore
 
 /// Where a streamed response writes. The transport implements it; a `false` from
-/// `send` or `flush`, or `clientGone`, means the client left: stop producing.
+/// `send`, or `clientGone`, means the client left: stop producing.
 public protocol ResponseStream: AnyObject {
     /// Queues bytes and sends them at once. Returns false when the client has gone.
     func send(_ bytes: [UInt8]) -> Bool
-    /// True once the client is known to have gone, checked without writing.
-    var clientGone: Bool { get }
+    /// Waits up to `duration`, without writing, for the client to leave: true as soon as it
+    /// has gone (the wait ends then), false when the time ran out with the client still there.
+    func clientGone(within duration: Duration) -> Bool
+}
+
+extension ResponseStream {
+    /// True once the client is known to have gone, checked without writing or waiting.
+    public var clientGone: Bool { clientGone(within: .zero) }
 }
 
 /// A response as a plain value: a complete body, or a producer that streams.

@@ -100,25 +100,38 @@ final class CollectingSink: TurnSink {
 /// for `heartbeatSeconds`. A failed write, or the client's connection closing, stops the turn.
 final class SSESink: TurnSink {
     private let stream: ResponseStream
-    private let heartbeatSeconds: Double
-    private var lastWrite = Date()
+    private let heartbeat: Duration
+    private var lastWrite = ContinuousClock.now
 
     init(_ stream: ResponseStream, heartbeatSeconds: Double) {
         self.stream = stream
-        self.heartbeatSeconds = heartbeatSeconds
+        heartbeat = .milliseconds(Int(heartbeatSeconds * 1000))
     }
 
     func token(_ text: String) -> Bool {
-        lastWrite = Date()
+        lastWrite = .now
         return stream.send(SSE.event(data: text))
     }
 
     func keepGoing() -> Bool {
-        if stream.clientGone { return false }
-        if Date().timeIntervalSince(lastWrite) >= heartbeatSeconds {
-            lastWrite = Date()
-            return stream.send(SSE.heartbeat)
+        !stream.clientGone && heartbeatIfDue()
+    }
+
+    /// One wait on the connection per pause, cut short by the client leaving: a held stream
+    /// costs its thread one wake-up per token, not a sleep and two checks.
+    func pause(for duration: Duration) -> Bool {
+        let deadline = ContinuousClock.now + duration
+        while true {
+            guard heartbeatIfDue() else { return false }
+            let now = ContinuousClock.now
+            if now >= deadline { return true }
+            if stream.clientGone(within: min(deadline, lastWrite + heartbeat) - now) { return false }
         }
-        return true
+    }
+
+    private func heartbeatIfDue() -> Bool {
+        guard ContinuousClock.now - lastWrite >= heartbeat else { return true }
+        lastWrite = .now
+        return stream.send(SSE.heartbeat)
     }
 }
