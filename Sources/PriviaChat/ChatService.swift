@@ -75,12 +75,11 @@ public final class ChatService: Sendable {
         try usage.checkBudget(userID: userID)
         return try database.write { db in
             if let key = request.idempotencyKey, let replay = try replay(db, userID: userID, key: key, request) { return replay }
-            var turn: PreparedTurn
+            let turn: PreparedTurn
             switch request.action {
             case .ask: turn = try ask(db, userID: userID, request)
             case .regenerate, .edit: turn = try redo(db, userID: userID, request)
             }
-            turn.history = try conversations.history(db, conversationID: turn.conversationID, limit: Self.historyLimit)
             if let key = request.idempotencyKey {
                 try db.run("INSERT INTO turn_requests (user_id, idempotency_key, conversation_id, user_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
                            [userID, key, turn.conversationID, turn.userMessageID, StoredTime.now()])
@@ -161,7 +160,7 @@ public final class ChatService: Sendable {
             if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
             return replay
         }
-        let history = turn.history
+        let history = try conversations.history(conversationID: turn.conversationID, limit: Self.historyLimit)
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)

@@ -38,10 +38,6 @@ public struct PreparedTurn: Sendable {
     public var userMessageID: String
     public var request: TurnRequest
     public var replay: TurnOutcome?
-    /// The conversation's latest messages, the new question last, as the transaction that
-    /// committed the question saw them: read there, every other connection's page cache having
-    /// just been made stale by that commit.
-    public var history: [ChatMessage] = []
 }
 
 /// How a turn ended.

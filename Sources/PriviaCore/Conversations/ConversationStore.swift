@@ -108,12 +108,14 @@ public final class ConversationStore: Sendable {
     }
 
     /// The roles and texts of the last `limit` messages, oldest first: the history an engine sees.
-    public func history(_ db: SQLiteConnection, conversationID: String, limit: Int) throws -> [ChatMessage] {
-        try db.all("""
-            SELECT role, content FROM
-              (SELECT rowid AS r, role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?)
-            ORDER BY r
-            """, [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }
+    public func history(conversationID: String, limit: Int) throws -> [ChatMessage] {
+        try database.read { db in
+            try db.all("""
+                SELECT role, content FROM
+                  (SELECT rowid AS r, role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?)
+                ORDER BY r
+                """, [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }
+        }
     }
 
     static func validTitle(_ raw: String) throws -> String {
