@@ -353,6 +353,7 @@ int main(int argc, char **argv) {
             stream *s = ready[i].data.ptr;
             if (s->phase == HEAD || s->phase == BODY) on_readable(s);
             else if (s->phase == READY) end(s, "the connection closed before its request"); /* HUP, ERR */
+            else if (s->phase != ENDED) end(s, "the TLS handshake did not finish before the deadline");
         }
     }
     double wall = now() - t0;
