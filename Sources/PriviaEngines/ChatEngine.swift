@@ -79,7 +79,7 @@ extension GenerationSink {
 /// Sleeping in slices of at most 50 ms, asking between them whether to go on, so a stop lands
 /// within a slice: for sinks that cannot wait on a connection.
 public enum SlicedPause {
-    public static let slice = Duration.milliseconds(50)
+    static let slice = Duration.milliseconds(50)
 
     public static func wait(_ duration: Duration, keepGoing: () -> Bool) -> Bool {
         let deadline = ContinuousClock.now + duration
