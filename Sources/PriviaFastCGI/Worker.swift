@@ -7,8 +7,9 @@ import Synchronization
 /// One worker process of the pool: M threads that take turns accepting on the shared
 /// FastCGI socket and each serve one request at a time.
 ///
-/// Accepting is leader/follower: one thread at a time waits on the socket (with `poll`, so
-/// it notices a stop within `acceptPollMilliseconds`) and the others wait on a mutex. That
+/// Accepting is leader/follower: one thread at a time accepts on the socket, waiting with
+/// `poll` when nothing is queued (so it notices a stop within `acceptPollMilliseconds`),
+/// while the others wait on a mutex. That
 /// avoids a thundering herd of hundreds of threads per connection and needs no signals to
 /// stop: the listening socket is non-blocking, so a thread that loses the race to another
 /// process gets EAGAIN back from `FCGX_Accept_r` instead of blocking.

@@ -13,7 +13,8 @@ public final class ConversationStore: Sendable {
         self.database = database
     }
 
-    /// `message_count` is kept by triggers (migration 0005).
+    /// `message_count` is kept on the row (migration 0005): the chat service adds to it as it
+    /// inserts messages, triggers take deletes and moves into account.
     static let summaryColumns = "c.id, c.title, c.status, c.created_at, c.updated_at, c.message_count"
     static func summary(_ row: SQLRow) -> ConversationSummary {
         ConversationSummary(id: row.string(0), title: row.string(1), status: row.string(2), createdAt: row.string(3),
