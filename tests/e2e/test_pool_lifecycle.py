@@ -48,6 +48,11 @@ def test_sigterm_lets_a_slow_stream_finish_then_the_pool_exits(make_stack):
         assert parser.done is not None and parser.done["status"] == "complete", "the in-flight stream was cut"
         assert parser.answer.startswith("No language model is connected")
     wait_for(lambda: not pid_alive(master), 10, "the pool master did not exit after draining")
+    # The launcher then stops the rest of the stack, as for any of its processes that exits,
+    # and says so with status 1. Waiting for that, rather than racing it with a SIGTERM of
+    # our own, keeps the test from depending on which of the two comes first.
+    assert stack.wait_for_exit(stack.family()) == 1
+    assert "fcgi exited (status 0); stopping the stack" in stack.log_tail()
 
 
 def test_sighup_replaces_every_worker_without_failing_a_request(make_stack):
