@@ -1,7 +1,8 @@
 """Load drivers for what wrk cannot drive: SSE streams held open, WebSockets, raw FastCGI.
 
-Standard library only (asyncio + ssl), except `streams`, which runs bench/sse_load.c (built
-with cc on first use): at 2,000 streams an asyncio client cannot keep up. Each driver is a
+Standard library only (asyncio + ssl), except `streams` and `token-latency`, whose turns run
+in bench/turn_load.c (built with cc on first use): at 2,000 streams an asyncio client cannot
+keep up, and at ten its event loop now and then runs late by milliseconds. Each driver is a
 subcommand that reads its settings as JSON on stdin and prints one JSON result on stdout, so
 the runner (run.py) samples process memory from another process than the one whose latency
 it measures:
@@ -30,7 +31,7 @@ HOST = "127.0.0.1"  # loopback only, always
 
 
 # ---------------------------------------------------------------------------
-# HTTP/1.1 over TLS, just enough for one streamed response per connection
+# TLS and server-sent events
 # ---------------------------------------------------------------------------
 
 
@@ -71,109 +72,11 @@ class SSEEvents:
                 self.final = name.decode()
 
 
-class ChunkedBody:
-    """Decodes `Transfer-Encoding: chunked` incrementally; `finished` after the last chunk."""
-
-    def __init__(self) -> None:
-        self.buffer = b""
-        self.left = 0  # data bytes of the current chunk still to come
-        self.crlf = False  # the CRLF that ends a chunk's data is next
-        self.finished = False
-
-    def feed(self, data: bytes) -> bytes:
-        self.buffer += data
-        out = []
-        while not self.finished:
-            if self.left:
-                if not self.buffer:
-                    break
-                take = self.buffer[: self.left]
-                self.buffer = self.buffer[len(take) :]
-                self.left -= len(take)
-                self.crlf = self.left == 0
-                out.append(take)
-            elif self.crlf:
-                if len(self.buffer) < 2:
-                    break
-                self.buffer, self.crlf = self.buffer[2:], False
-            else:
-                line_end = self.buffer.find(b"\r\n")
-                if line_end < 0:
-                    break
-                size = int(self.buffer[:line_end].split(b";")[0], 16)
-                self.buffer = self.buffer[line_end + 2 :]
-                self.finished = size == 0
-                self.left = size
-        return b"".join(out)
-
-
-class StreamTurn:
-    """One `POST /api/stream` over its own TLS connection: connect first, then (all at once
-    with the others) send, and read the SSE answer to its end."""
-
-    def __init__(self, port: int, context: ssl.SSLContext, token: str, body: dict) -> None:
-        self.port, self.context, self.token = port, context, token
-        self.body = json.dumps(body).encode()
-        self.reader: asyncio.StreamReader | None = None
-        self.writer: asyncio.StreamWriter | None = None
-        self.sent_at = 0.0
-        self.status = 0
-        self.events = SSEEvents()
-        self.error: str | None = None
-
-    async def connect(self) -> None:
-        self.reader, self.writer = await asyncio.open_connection(HOST, self.port, ssl=self.context,
-                                                                 server_hostname=HOST, limit=1 << 20)
-
-    async def run(self) -> None:
-        try:
-            await self._run()
-        except Exception as error:  # counted, never raised: one failure must not stop the others
-            self.error = self.error or f"{type(error).__name__}: {error}"
-        finally:
-            if self.writer:
-                self.writer.close()
-
-    async def _run(self) -> None:
-        assert self.reader and self.writer
-        head = (
-            f"POST /api/stream HTTP/1.1\r\nHost: localhost:{self.port}\r\n"
-            f"Authorization: Bearer {self.token}\r\nContent-Type: application/json\r\n"
-            f"Accept: text/event-stream\r\nContent-Length: {len(self.body)}\r\n\r\n"
-        ).encode()
-        self.sent_at = now()
-        self.writer.write(head + self.body)
-        raw_head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = raw_head.decode("latin-1").split("\r\n")
-        self.status = int(lines[0].split()[1])
-        headers = {k.strip().lower(): v.strip() for k, _, v in (l.partition(":") for l in lines[1:] if l)}
-        if self.status != 200:
-            self.error = f"status {self.status}"
-            return
-        if "chunked" not in headers.get("transfer-encoding", ""):
-            self.error = "expected a chunked streamed response"
-            return
-        chunks = ChunkedBody()
-        while not chunks.finished and self.events.final is None:
-            data = await self.reader.read(65536)
-            at = now()
-            if not data:
-                break
-            self.events.feed(chunks.feed(data), at)
-        if self.events.final != "done":
-            self.error = f"stream ended with {self.events.final or 'no final event'}"
-
-
 # ---------------------------------------------------------------------------
-# FastCGI straight to the pool's socket (the baseline for token latency)
+# FastCGI records, as the tap in front of the pool's socket reads them
 # ---------------------------------------------------------------------------
 
-FCGI_BEGIN_REQUEST, FCGI_END_REQUEST, FCGI_PARAMS, FCGI_STDIN, FCGI_STDOUT = 1, 3, 4, 5, 6
-
-
-def fcgi_record(kind: int, content: bytes, request_id: int = 1) -> bytes:
-    padding = (8 - len(content) % 8) % 8
-    return struct.pack(">BBHHBx", 1, kind, request_id, len(content), padding) + content + b"\0" * padding
+FCGI_STDOUT = 6
 
 
 def fcgi_records(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
@@ -186,85 +89,6 @@ def fcgi_records(buffer: bytes) -> tuple[list[tuple[int, bytes]], bytes]:
         records.append((kind, buffer[8 : 8 + length]))
         buffer = buffer[8 + length + padding :]
     return records, buffer
-
-
-def fcgi_pairs(params: dict[str, str]) -> bytes:
-    out = bytearray()
-    for name, value in params.items():
-        n, v = name.encode(), value.encode()
-        for length in (len(n), len(v)):
-            out += bytes([length]) if length < 128 else struct.pack(">I", length | 0x80000000)
-        out += n + v
-    return bytes(out)
-
-
-class FastCGITurn:
-    """The same `POST /api/stream` sent as nginx would send it, on the pool's unix socket."""
-
-    def __init__(self, socket_path: str, token: str, body: dict) -> None:
-        self.socket_path, self.token = socket_path, token
-        self.body = json.dumps(body).encode()
-        self.sent_at = 0.0
-        self.events = SSEEvents()
-        self.error: str | None = None
-        self.reader = self.writer = None
-
-    async def connect(self) -> None:
-        """Nothing ahead of time: like nginx, connect when the request is sent. (A pool thread
-        that accepted a connection waits inside FCGX_Accept_r for its params while holding the
-        worker's accept turn, so an idle connection made early would stall other requests.)"""
-
-    async def run(self) -> None:
-        try:
-            self.sent_at = now()
-            self.reader, self.writer = await asyncio.open_unix_connection(self.socket_path, limit=1 << 20)
-            await self._run()
-        except Exception as error:
-            self.error = self.error or f"{type(error).__name__}: {error}"
-        finally:
-            if self.writer:
-                self.writer.close()
-
-    async def _run(self) -> None:
-        params = {
-            "REQUEST_METHOD": "POST", "REQUEST_URI": "/api/stream", "DOCUMENT_URI": "/api/stream",
-            "SCRIPT_NAME": "/api/stream", "QUERY_STRING": "", "CONTENT_TYPE": "application/json",
-            "CONTENT_LENGTH": str(len(self.body)), "SERVER_PROTOCOL": "HTTP/1.1", "GATEWAY_INTERFACE": "CGI/1.1",
-            "REMOTE_ADDR": "127.0.0.1", "SERVER_NAME": "localhost", "HTTP_HOST": "localhost",
-            "HTTP_AUTHORIZATION": f"Bearer {self.token}", "HTTP_ACCEPT": "text/event-stream",
-            "REQUEST_ID": os.urandom(16).hex(),
-        }
-        message = (
-            fcgi_record(FCGI_BEGIN_REQUEST, struct.pack(">HB5x", 1, 0))
-            + fcgi_record(FCGI_PARAMS, fcgi_pairs(params)) + fcgi_record(FCGI_PARAMS, b"")
-            + fcgi_record(FCGI_STDIN, self.body) + fcgi_record(FCGI_STDIN, b"")
-        )
-        self.writer.write(message)
-        buffer, head_done, head = b"", False, b""
-        while self.events.final is None:
-            data = await self.reader.read(65536)
-            at = now()
-            if not data:
-                break
-            records, buffer = fcgi_records(buffer + data)
-            for kind, content in records:
-                if kind == FCGI_END_REQUEST:
-                    break
-                if kind != FCGI_STDOUT:
-                    continue
-                if not head_done:
-                    head += content
-                    if b"\r\n\r\n" in head:
-                        head_done = True
-                        head, rest = head.split(b"\r\n\r\n", 1)
-                        if not head.startswith(b"Status: 200"):
-                            self.error = head.split(b"\r\n")[0].decode()
-                            return
-                        self.events.feed(rest, at)
-                else:
-                    self.events.feed(content, at)
-        if self.events.final != "done":
-            self.error = f"stream ended with {self.events.final or 'no final event'}"
 
 
 # ---------------------------------------------------------------------------
@@ -384,29 +208,37 @@ def native_tool(name: str) -> str:
     return binary
 
 
+async def turn_load(s: dict, turns: list[tuple[str, str, str]], ramp_ms: float, handshakes: int) -> dict:
+    """Runs bench/turn_load.c over `turns` ("sse" or "ws", bearer token, conversation id): all
+    connections opened first, then the questions sent evenly over `ramp_ms`. Returns its JSON,
+    each stream as [sent, head, first token, last token, tokens, final, failure, token times]."""
+    lines = "".join(f"{kind} {token} {conversation}\n" for kind, token, conversation in turns)
+    process = await asyncio.create_subprocess_exec(
+        native_tool("turn_load"), str(s["port"]), s["cafile"], str(ramp_ms), str(s["deadline"]), str(handshakes),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
+    out, _ = await process.communicate(lines.encode())
+    if process.returncode != 0:
+        raise RuntimeError(f"turn_load exited with {process.returncode}")
+    return json.loads(out)
+
+
+def turn_failure(stream: list) -> str | None:
+    _, _, _, _, _, final, failure, _ = stream
+    return failure or (None if final == "done" else f"stream ended with {final or 'no final event'}")
+
+
 async def streams_held(s: dict) -> dict:
     """Scenario 6: N streams, each on a TLS connection opened beforehand; the requests go out
     evenly spread over `ramp_seconds` (0: all at once), shorter than a stream lasts, so all N
     are held at the same time at the end of the ramp. Each must end with `event: done`. Time
-    to first token is from writing the request to reading the first token event.
-
-    The client is bench/sse_load.c (an epoll loop): at 2,000 streams this asyncio process fell
-    up to a second behind its sockets and measured its own backlog as time to first token."""
-    lines = "".join(f"{s['tokens'][i % len(s['tokens'])]} {s['conversations'][i]}\n" for i in range(s["n"]))
-    process = await asyncio.create_subprocess_exec(
-        native_tool("sse_load"), str(s["port"]), s["cafile"], str(s.get("ramp_seconds", 0) * 1000),
-        str(s["deadline"]), str(s.get("handshakes", 128)),
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE)
-    out, _ = await process.communicate(lines.encode())
-    if process.returncode != 0:
-        raise RuntimeError(f"sse_load exited with {process.returncode}")
-    result = json.loads(out)
+    to first token is from writing the request to reading the first token event."""
+    turns = [("sse", s["tokens"][i % len(s["tokens"])], s["conversations"][i]) for i in range(s["n"])]
+    result = await turn_load(s, turns, s.get("ramp_seconds", 0) * 1000, s.get("handshakes", 128))
     streams = result["streams"]
-    completed = [t for t in streams if t[5] == "done" and not t[6]]
-    errors = [t[6] or f"stream ended with {t[5] or 'no final event'}" for t in streams if t[6] or t[5] != "done"]
-    ttfb = [(head - sent) * 1000 for sent, head, _, _, _, _, _ in streams if head]
-    ttft = [(first - sent) * 1000 for sent, _, first, _, tokens, _, _ in streams if tokens]
-    durations = [(last - sent) * 1000 for sent, _, _, last, tokens, _, _ in streams if tokens]
+    errors = [failure for failure in map(turn_failure, streams) if failure]
+    ttfb = [(head - sent) * 1000 for sent, head, *_ in streams if head]
+    ttft = [(first - sent) * 1000 for sent, _, first, _, tokens, *_ in streams if tokens]
+    durations = [(last - sent) * 1000 for sent, _, _, last, tokens, *_ in streams if tokens]
     # Streams held at once: the most whose first token had come and whose last had not.
     edges = sorted([(t[2], 1) for t in streams if t[4]] + [(t[3], -1) for t in streams if t[4]])
     held = peak = 0
@@ -415,7 +247,7 @@ async def streams_held(s: dict) -> dict:
         peak = max(peak, held)
     wall = result["send_to_end_seconds"]
     return {
-        "n": s["n"], "completed": len(completed), "errors": len(errors), "error_samples": errors[:5],
+        "n": s["n"], "completed": len(streams) - len(errors), "errors": len(errors), "error_samples": errors[:5],
         "ttft_p50_ms": percentile(ttft, 50), "ttft_p99_ms": percentile(ttft, 99), "ttft_max_ms": max(ttft, default=None),
         "head_p50_ms": percentile(ttfb, 50), "head_p99_ms": percentile(ttfb, 99),
         "stream_p50_ms": percentile(durations, 50), "peak_concurrent": peak,
@@ -424,75 +256,24 @@ async def streams_held(s: dict) -> dict:
     }
 
 
-class WebSocketTurn:
-    """One chat turn over its own WebSocket through nginx and the relay, timed like the others."""
-
-    def __init__(self, port: int, context: ssl.SSLContext, token: str, body: dict) -> None:
-        self.socket = WebSocket(port, context, token)
-        self.text = json.dumps(body)
-        self.sent_at = 0.0
-        self.events = SSEEvents()  # only its token_times and final are used
-        self.error: str | None = None
-
-    async def connect(self) -> None:
-        await self.socket.open()
-
-    async def run(self) -> None:
-        try:
-            self.sent_at = now()
-            self.socket.send_text(self.text)
-            while self.events.final is None:
-                opcode, payload = await self.socket.receive()
-                at = now()
-                if opcode == 0x8:
-                    self.error = "closed"
-                    return
-                if opcode != 0x1:
-                    continue
-                kind = json.loads(payload).get("type")
-                if kind == "token":
-                    self.events.token_times.append(at)
-                elif kind in ("done", "error"):
-                    self.events.final = kind
-            if self.events.final != "done":
-                self.error = "the turn ended with an error frame"
-        except Exception as error:
-            self.error = f"{type(error).__name__}: {error}"
-        finally:
-            self.socket.close()
-
-
 async def token_latency(s: dict) -> dict:
-    """Scenario 8, the client side: turns over SSE and over WebSockets, a few at a time (light
-    load: this is latency, not queueing), each token's arrival time recorded with the turn's
-    conversation id. `fastcgi_tap` records when the same tokens left the pool; run.py pairs
-    them. Turns start one after the other across one token interval, so no two write their
-    prompt at the same moment."""
-    context = tls_context(s["cafile"])
-    token = s["tokens"][0]
+    """Scenario 8, the client side: rounds of turns over SSE and over WebSockets, a few at a
+    time (light load: this is latency, not queueing), each token's arrival time recorded with
+    the turn's conversation id. `fastcgi_tap` records when the same tokens left the pool;
+    run.py pairs them. A round's turns start one after the other across one token interval,
+    so no two write their prompt at the same moment."""
     conversations = iter(s["conversations"])
     streams = {"sse": [], "websocket": []}
     errors = {"sse": 0, "websocket": 0}
     for _ in range(s["rounds"]):
-        turns = []
-        for _ in range(s["concurrency"]):
-            for name, kind in (("sse", StreamTurn), ("websocket", WebSocketTurn)):
-                conversation = next(conversations)
-                turn = kind(s["port"], context, token, {"question": "Latency?", "conversation_id": conversation})
-                turns.append((name, conversation, turn))
-        await asyncio.gather(*(turn.connect() for _, _, turn in turns))
-        step, t0 = s["delay_ms"] / 1000 / len(turns), now()
-
-        async def start(index: int, turn) -> None:
-            await asyncio.sleep(max(0.0, t0 + index * step - now()))
-            await turn.run()
-
-        await asyncio.wait_for(asyncio.gather(*(start(i, t) for i, (_, _, t) in enumerate(turns))), s["deadline"])
-        for name, conversation, turn in turns:
-            errors[name] += bool(turn.error)
-            if not turn.error:
-                streams[name].append({"conversation_id": conversation, "sent_at": turn.sent_at,
-                                      "token_times": turn.events.token_times})
+        turns = [(kind, s["tokens"][0], next(conversations)) for _ in range(s["concurrency"]) for kind in ("sse", "ws")]
+        result = await turn_load(s, turns, s["delay_ms"], len(turns))
+        for (kind, _, conversation), stream in zip(turns, result["streams"]):
+            path = "sse" if kind == "sse" else "websocket"
+            if turn_failure(stream):
+                errors[path] += 1
+            else:
+                streams[path].append({"conversation_id": conversation, "sent_at": stream[0], "token_times": stream[7]})
     return {"errors": sum(errors.values()), "errors_by_path": errors, "streams": streams}
 
 

@@ -51,6 +51,9 @@ from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, o
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk" / "privia.lua"
 DRIVERS = BENCH / "drivers.py"
+# Scenario 8: rounds of turns per run, and turns per path in a round (a light load: latency, not queueing).
+LATENCY_ROUNDS = 8
+LATENCY_CONCURRENCY = 5
 
 
 def env_int(name: str, default: int) -> int:
@@ -400,7 +403,9 @@ class Bench:
                 f"scenarios (shipped: {shipped_connections}, {shipped_nofile})")
         held = BenchStack("held", env, launcher_root=root)
         self.start([held])
-        accounts = self.seed_held(held, max(most_streams, 100))
+        # Scenario 8 takes fresh conversations of the first account for each of its runs.
+        latency_need = 2 * LATENCY_ROUNDS * LATENCY_CONCURRENCY * s.runs if s.wants("latency") else 0
+        accounts = self.seed_held(held, max(most_streams, 100, latency_need * 2))
         tokens = [a.token for a in accounts]
         conversations = [c for pair in zip(*(a.conversations for a in accounts)) for c in pair]
         overlay_note = (f"nginx worker_connections raised to {self.nginx['worker_connections']} for this scenario "
@@ -470,7 +475,8 @@ class Bench:
                 time.sleep(0.05)
             config = {"port": held.https_port, "cafile": held.cafile, "tokens": [account.token],
                       "conversations": account.conversations, "delay_ms": s.stream_delay,
-                      "rounds": 1 if s.smoke else 4, "concurrency": 3 if s.smoke else 5, "deadline": 60}
+                      "rounds": 1 if s.smoke else LATENCY_ROUNDS, "concurrency": 3 if s.smoke else LATENCY_CONCURRENCY,
+                      "deadline": 60}
             for run in range(s.runs):
                 say(f"run {run + 1}/{s.runs}: {scenario.title}")
                 client_runs.append(scenario.measure(lambda: driver("token-latency", config, timeout=300)))

@@ -38,7 +38,7 @@ build_packages=(
     libssl-dev
     libcurl4-openssl-dev  # the OpenAI-compatible engine
     pkg-config            # SwiftPM finds the C libraries through it
-    gcc                   # the benchmark's stream client, bench/sse_load.c (also run by make test's smoke)
+    gcc                   # the benchmark's stream client, bench/turn_load.c (also run by make test's smoke)
 )
 run_packages=(
     openssl               # the launcher's self-signed certificate

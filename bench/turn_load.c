@@ -1,21 +1,25 @@
 /*
- * sse_load: scenario 6's load generator. Holds N `POST /api/stream` requests through nginx
- * at once and notes, for each, when the request went out, when its first and its last token
- * event arrived, and how it ended.
+ * turn_load: the benchmark's client for chat turns held open through nginx, each on its own
+ * connection: `POST /api/stream` read as server-sent events, or one question over a WebSocket
+ * to `/api/ws/chat`. It notes, for each turn, when the question went out, when the response
+ * head came (SSE), when every token arrived, and how the turn ended. Scenarios 6 (streams
+ * held) and 8 (token latency) use it.
  *
  * Why C: at 2,000 streams of 21 tokens a second the client reads about 40,000 TLS records a
  * second. The asyncio driver spent ~30 us of Python on each and its event loop fell up to a
- * second behind, so it measured its own backlog as time to first token. One epoll loop with
- * OpenSSL spends a few microseconds on each.
+ * second behind, so it measured its own backlog as time to first token. Even at ten turns its
+ * loop now and then ran a few milliseconds late, which scenario 8 counted as latency added by
+ * the server. One epoll loop with OpenSSL spends a few microseconds on each record.
  *
- *   sse_load PORT CAFILE RAMP_MS DEADLINE_S HANDSHAKES < streams
+ *   turn_load PORT CAFILE RAMP_MS DEADLINE_S HANDSHAKES < turns
  *
- * stdin: one line per stream, "<bearer token> <conversation id>". Every connection is opened
- * and its TLS handshake done first (at most HANDSHAKES at a time); then stream i's request
- * goes out at RAMP_MS * i / N after the start. stdout: one JSON object (drivers.py reads it):
- * {"connect_seconds", "send_to_end_seconds", "cpu_seconds", "streams": [[sent, response head,
- * first token, last token, tokens, "done"|"error"|"", "failure or empty"], ...]} with times in seconds on
- * CLOCK_MONOTONIC, the clock of Python's time.perf_counter. Loopback only: 127.0.0.1.
+ * stdin: one line per turn, "sse|ws <bearer token> <conversation id>". Every connection is
+ * opened first, TLS handshake and (ws) upgrade done (at most HANDSHAKES at a time); then turn
+ * i's question goes out at RAMP_MS * i / N after the start. stdout: one JSON object
+ * (drivers.py reads it): {"connect_seconds", "send_to_end_seconds", "cpu_seconds", "streams":
+ * [[sent, response head, first token, last token, tokens, "done"|"error"|"", "failure or
+ * empty", [token arrival, ...]], ...]} with times in seconds on CLOCK_MONOTONIC, the clock of
+ * Python's time.perf_counter (a WebSocket turn has no response head: 0). Loopback only.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -33,22 +37,26 @@
 #include <time.h>
 #include <unistd.h>
 
-enum phase { IDLE, CONNECTING, HANDSHAKE, READY, HEAD, BODY, ENDED };
+/* UPGRADE: a WebSocket waiting for its 101. FRAMES: a WebSocket turn reading frames. */
+enum phase { IDLE, CONNECTING, HANDSHAKE, UPGRADE, READY, HEAD, BODY, FRAMES, ENDED };
 enum { BUFFER = 1 << 16 };
 
 typedef struct {
+    int websocket;
     int fd;
     SSL *ssl;
     enum phase phase;
-    char *request;
+    char *request; /* the POST (SSE) or the upgrade request (WebSocket) */
     size_t request_length;
+    char *question; /* the JSON body */
     /* decrypted bytes not yet parsed, and SSE text not yet split into events */
     char *in, *events;
     size_t in_length, events_length;
     long chunk_left;    /* data bytes of the current chunk still to come */
     int chunk_crlf;     /* the CRLF after a chunk's data is next */
     double sent, head, first, last;
-    long tokens;
+    double *token_times;
+    long tokens, token_capacity;
     const char *final;  /* "done", "error" or "" */
     const char *failure;
 } stream;
@@ -88,6 +96,16 @@ static void end(stream *s, const char *failure) {
     open_streams--;
 }
 
+static void on_token(stream *s, double at) {
+    if (s->tokens == s->token_capacity) {
+        s->token_capacity = s->token_capacity ? s->token_capacity * 2 : 64;
+        s->token_times = realloc(s->token_times, (size_t)s->token_capacity * sizeof *s->token_times);
+    }
+    s->token_times[s->tokens++] = at;
+    if (s->tokens == 1) s->first = at;
+    s->last = at;
+}
+
 /* One SSE event block (the text between blank lines): a token, the final event, or a comment. */
 static void on_event(stream *s, const char *block, size_t length, double at) {
     const char *name = "", *line = block, *stop = block + length;
@@ -107,8 +125,7 @@ static void on_event(stream *s, const char *block, size_t length, double at) {
     }
     if (!has_data) return; /* a heartbeat comment */
     if (name_length == 0 || (name_length == 7 && memcmp(name, "message", 7) == 0)) {
-        if (s->tokens++ == 0) s->first = at;
-        s->last = at;
+        on_token(s, at);
     } else if (name_length == 4 && memcmp(name, "done", 4) == 0) {
         s->final = "done";
     } else if (name_length == 5 && memcmp(name, "error", 5) == 0) {
@@ -185,25 +202,126 @@ static void on_bytes(stream *s, double at) {
     s->in_length -= used;
 }
 
-static void on_readable(stream *s) {
-    for (;;) {
-        if (s->in_length == BUFFER) {
-            end(s, "a response head or chunk line longer than 64 KiB");
+/* Writes one masked client frame whole (they are small: a question, a pong). */
+static int send_frame(stream *s, int opcode, const char *payload, size_t length) {
+    unsigned char frame[600];
+    if (length > sizeof frame - 8) return 0;
+    size_t header = 2;
+    frame[0] = (unsigned char)(0x80 | opcode);
+    if (length < 126) {
+        frame[1] = (unsigned char)(0x80 | length);
+    } else {
+        frame[1] = 0x80 | 126;
+        frame[2] = (unsigned char)(length >> 8);
+        frame[3] = (unsigned char)length;
+        header = 4;
+    }
+    unsigned char mask[4] = {(unsigned char)rand(), (unsigned char)rand(), (unsigned char)rand(), (unsigned char)rand()};
+    memcpy(frame + header, mask, 4);
+    for (size_t i = 0; i < length; i++) frame[header + 4 + i] = (unsigned char)payload[i] ^ mask[i % 4];
+    int total = (int)(header + 4 + length);
+    return SSL_write(s->ssl, frame, total) == total;
+}
+
+/* Parses whole server frames: tokens, the final frame, pings (answered), close. */
+static void on_frames(stream *s, double at) {
+    size_t used = 0;
+    while (!*s->final) {
+        const unsigned char *f = (const unsigned char *)s->in + used;
+        size_t left = s->in_length - used;
+        if (left < 2) break;
+        if (f[1] & 0x80) {
+            end(s, "a masked frame from the server");
             return;
         }
-        int n = SSL_read(s->ssl, s->in + s->in_length, (int)(BUFFER - s->in_length));
-        if (n <= 0) {
-            int error = SSL_get_error(s->ssl, n);
-            if (error == SSL_ERROR_WANT_READ) return;
+        size_t header = 2, length = f[1] & 0x7F;
+        if (length == 126) {
+            if (left < 4) break;
+            length = (size_t)f[2] << 8 | f[3];
+            header = 4;
+        } else if (length == 127) {
+            if (left < 10) break;
+            length = 0;
+            for (int i = 2; i < 10; i++) length = length << 8 | f[i];
+            header = 10;
+        }
+        if (length > BUFFER - header) {
+            end(s, "a frame longer than 64 KiB");
+            return;
+        }
+        if (left < header + length) break;
+        const char *payload = (const char *)f + header;
+        int opcode = f[0] & 0x0F;
+        used += header + length;
+        if (!(f[0] & 0x80) || opcode == 0x0) {
+            end(s, "a fragmented message (this client reads whole frames only)");
+            return;
+        }
+        if (opcode == 0x8) {
+            end(s, "the server closed the socket");
+            return;
+        }
+        if (opcode == 0x9 && !send_frame(s, 0xA, payload, length)) {
+            end(s, "a pong could not be written at once");
+            return;
+        }
+        if (opcode != 0x1) continue;
+        /* The relay writes compact JSON with "type" first. */
+        if (length >= 15 && memcmp(payload, "{\"type\":\"token\"", 15) == 0) on_token(s, at);
+        else if (length >= 14 && memcmp(payload, "{\"type\":\"done\"", 14) == 0) s->final = "done";
+        else if (length >= 15 && memcmp(payload, "{\"type\":\"error\"", 15) == 0) s->final = "error";
+    }
+    memmove(s->in, s->in + used, s->in_length - used);
+    s->in_length -= used;
+}
+
+/* A WebSocket's upgrade answer; returns 1 once the socket is READY or has ENDED. */
+static int on_upgrade(stream *s) {
+    char *head_end = memmem(s->in, s->in_length, "\r\n\r\n", 4);
+    if (!head_end) return 0;
+    int status = 0;
+    if (sscanf(s->in, "HTTP/1.1 %d", &status) != 1 || status != 101) {
+        end(s, "the upgrade was not answered 101");
+        return 1;
+    }
+    size_t head_length = (size_t)(head_end - s->in) + 4;
+    memmove(s->in, s->in + head_length, s->in_length - head_length);
+    s->in_length -= head_length;
+    s->phase = READY;
+    watch(s, 0, EPOLL_CTL_MOD);
+    return 1;
+}
+
+/* Reads what TLS has decrypted and hands it on; returns 0 once nothing more can be read now. */
+static int read_some(stream *s) {
+    if (s->in_length == BUFFER) {
+        end(s, "a response head, chunk line or frame longer than 64 KiB");
+        return 0;
+    }
+    int n = SSL_read(s->ssl, s->in + s->in_length, (int)(BUFFER - s->in_length));
+    if (n <= 0) {
+        int error = SSL_get_error(s->ssl, n);
+        if (error != SSL_ERROR_WANT_READ)
             end(s, error == SSL_ERROR_ZERO_RETURN || error == SSL_ERROR_SYSCALL ? "the connection closed"
                                                                                  : "a TLS error while reading");
-            return;
+        return 0;
+    }
+    s->in_length += (size_t)n;
+    return 1;
+}
+
+static void on_readable(stream *s) {
+    while (read_some(s)) {
+        if (s->phase == UPGRADE) {
+            if (on_upgrade(s)) return;
+            continue;
         }
-        s->in_length += (size_t)n;
-        on_bytes(s, now());
+        double at = now();
+        if (s->websocket) on_frames(s, at);
+        else on_bytes(s, at);
         if (s->phase == ENDED) return;
         if (*s->final) {
-            end(s, strcmp(s->final, "done") == 0 ? NULL : "the stream ended with an error event");
+            end(s, strcmp(s->final, "done") == 0 ? NULL : "the turn ended with an error event");
             return;
         }
     }
@@ -238,6 +356,15 @@ static int start_connect(stream *s, SSL_CTX *context, int port) {
 /* Drives a handshake; returns 1 once it is over: READY (and not watched) or ENDED. */
 static int handshake(stream *s) {
     int n = SSL_do_handshake(s->ssl);
+    if (n == 1 && s->websocket) {
+        if (SSL_write(s->ssl, s->request, (int)s->request_length) != (int)s->request_length) {
+            end(s, "the upgrade request could not be written at once");
+            return 1;
+        }
+        s->phase = UPGRADE;
+        watch(s, EPOLLIN, EPOLL_CTL_MOD);
+        return 0;
+    }
     if (n == 1) {
         s->phase = READY;
         watch(s, 0, EPOLL_CTL_MOD);
@@ -250,14 +377,16 @@ static int handshake(stream *s) {
     return s->phase == ENDED;
 }
 
-static void send_request(stream *s) {
+/* Asks the question: the POST (SSE), or one text frame on the open socket (WebSocket). */
+static void send_question(stream *s) {
     s->sent = now();
-    int n = SSL_write(s->ssl, s->request, (int)s->request_length);
-    if (n != (int)s->request_length) {
-        end(s, "the request could not be written at once");
+    int sent = s->websocket ? send_frame(s, 0x1, s->question, strlen(s->question))
+                            : SSL_write(s->ssl, s->request, (int)s->request_length) == (int)s->request_length;
+    if (!sent) {
+        end(s, "the question could not be written at once");
         return;
     }
-    s->phase = HEAD;
+    s->phase = s->websocket ? FRAMES : HEAD;
     watch(s, EPOLLIN, EPOLL_CTL_MOD);
 }
 
@@ -265,7 +394,7 @@ static void print_json_string(const char *text) { printf("\"%s\"", text ? text :
 
 int main(int argc, char **argv) {
     if (argc != 6) {
-        fprintf(stderr, "usage: %s PORT CAFILE RAMP_MS DEADLINE_S HANDSHAKES < streams\n", argv[0]);
+        fprintf(stderr, "usage: %s PORT CAFILE RAMP_MS DEADLINE_S HANDSHAKES < turns\n", argv[0]);
         return 2;
     }
     int port = atoi(argv[1]);
@@ -288,22 +417,29 @@ int main(int argc, char **argv) {
 
     size_t capacity = 1024, count = 0;
     stream *streams = calloc(capacity, sizeof *streams);
-    char token[4096], conversation[256];
-    while (scanf("%4095s %255s", token, conversation) == 2) {
+    char kind[8], token[4096], conversation[256];
+    while (scanf("%7s %4095s %255s", kind, token, conversation) == 3) {
         if (count == capacity) {
             streams = realloc(streams, (capacity *= 2) * sizeof *streams);
             memset(streams + count, 0, (capacity - count) * sizeof *streams);
         }
         stream *s = &streams[count++];
-        char body[512];
-        int body_length = snprintf(body, sizeof body,
-                                   "{\"question\": \"How fast is this server?\", \"conversation_id\": \"%s\"}",
+        s->websocket = strcmp(kind, "ws") == 0;
+        int body_length = asprintf(&s->question, "{\"question\": \"How fast is this server?\", \"conversation_id\": \"%s\"}",
                                    conversation);
-        s->request_length = (size_t)asprintf(&s->request,
-                                             "POST /api/stream HTTP/1.1\r\nHost: localhost:%d\r\n"
-                                             "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
-                                             "Accept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s",
-                                             port, token, body_length, body);
+        if (s->websocket) /* a browser sends the cookie and its Origin: it cannot set Authorization */
+            s->request_length = (size_t)asprintf(&s->request,
+                                                 "GET /api/ws/chat HTTP/1.1\r\nHost: localhost:%d\r\nUpgrade: websocket\r\n"
+                                                 "Connection: Upgrade\r\nSec-WebSocket-Key: dHVybl9sb2FkIGJlbmNoIQ==\r\n"
+                                                 "Sec-WebSocket-Version: 13\r\nOrigin: https://localhost:%d\r\n"
+                                                 "Cookie: auth-token=%s\r\n\r\n",
+                                                 port, port, token);
+        else
+            s->request_length = (size_t)asprintf(&s->request,
+                                                 "POST /api/stream HTTP/1.1\r\nHost: localhost:%d\r\n"
+                                                 "Authorization: Bearer %s\r\nContent-Type: application/json\r\n"
+                                                 "Accept: text/event-stream\r\nContent-Length: %d\r\n\r\n%s",
+                                                 port, token, body_length, s->question);
         s->in = malloc(BUFFER);
         s->events = malloc(BUFFER);
         s->fd = -1;
@@ -325,7 +461,14 @@ int main(int argc, char **argv) {
         for (int i = 0; i < n; i++) {
             stream *s = ready[i].data.ptr;
             if (s->phase == CONNECTING) s->phase = HANDSHAKE;
-            if (s->phase == HANDSHAKE && handshake(s)) {
+            int over = 0;
+            if (s->phase == HANDSHAKE) {
+                over = handshake(s);
+            } else if (s->phase == UPGRADE) {
+                on_readable(s);
+                over = s->phase != UPGRADE;
+            }
+            if (over) {
                 shaking--;
                 connected++;
             }
@@ -341,7 +484,7 @@ int main(int argc, char **argv) {
         double t = now();
         while (to_send < count && t0 + ramp * (double)to_send / (double)count <= t) {
             stream *s = &streams[to_send++];
-            if (s->phase == READY) send_request(s);
+            if (s->phase == READY) send_question(s);
         }
         int timeout = 50;
         if (to_send < count) {
@@ -351,9 +494,9 @@ int main(int argc, char **argv) {
         int n = epoll_wait(epoll_fd, ready, 512, timeout);
         for (int i = 0; i < n; i++) {
             stream *s = ready[i].data.ptr;
-            if (s->phase == HEAD || s->phase == BODY) on_readable(s);
+            if (s->phase == HEAD || s->phase == BODY || s->phase == FRAMES) on_readable(s);
             else if (s->phase == READY) end(s, "the connection closed before its request"); /* HUP, ERR */
-            else if (s->phase != ENDED) end(s, "the TLS handshake did not finish before the deadline");
+            else if (s->phase != ENDED) end(s, "the TLS handshake or upgrade did not finish before the deadline");
         }
     }
     double wall = now() - t0;
@@ -369,7 +512,9 @@ int main(int argc, char **argv) {
         print_json_string(s->final);
         printf(", ");
         print_json_string(s->failure);
-        printf("]");
+        printf(", [");
+        for (long t = 0; t < s->tokens; t++) printf("%s%.6f", t ? ", " : "", s->token_times[t]);
+        printf("]]");
     }
     printf("]}\n");
     return 0;
