@@ -41,10 +41,13 @@ let package = Package(
             .product(name: "NIOWebSocket", package: "swift-nio"),
         ]),
 
-        .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI"]),
+        // jemalloc and its settings for the pool's processes (allocator.c says why).
+        .target(name: "CPoolAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
+
+        .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
         .executableTarget(name: "privia-relay", dependencies: ["PriviaRelay"]),
         // The benchmark's ceiling: the same pool answering a constant body (bench/README.md).
-        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI"]),
+        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
         .executableTarget(name: "privia", dependencies: [
             "PriviaCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),

@@ -37,6 +37,7 @@ build_packages=(
     libsqlite3-dev
     libssl-dev
     libcurl4-openssl-dev  # the OpenAI-compatible engine
+    libjemalloc-dev       # the pool's allocator (Package.swift links it)
     pkg-config            # SwiftPM finds the C libraries through it
     gcc                   # the benchmark's stream client, bench/turn_load.c (also run by make test's smoke)
 )
@@ -49,7 +50,7 @@ case $mode in
     all) packages=("${build_packages[@]}" "${run_packages[@]}") ;;
     build) packages=("${build_packages[@]}") ;;
     # The shared libraries the binaries link, without headers or tools.
-    runtime) packages=("${run_packages[@]}" libfcgi0ldbl libsqlite3-0 libssl3 libcurl4 ca-certificates) ;;
+    runtime) packages=("${run_packages[@]}" libfcgi0ldbl libsqlite3-0 libssl3 libcurl4 libjemalloc2 ca-certificates) ;;
 esac
 
 # Any nginx with TLS and HTTP/2 will do; nginx-light is the smallest one that has both.
