@@ -11,7 +11,7 @@ import Testing
         let path = FileManager.default.temporaryDirectory.appendingPathComponent("group-commit-\(newID()).db").path
         let reader = try SQLiteConnection(path: path)
         try reader.execute("CREATE TABLE notes (text TEXT NOT NULL UNIQUE)")
-        return (GroupCommit { try SQLiteConnection(path: path) }, reader)
+        return (GroupCommit(databasePath: path), reader)
     }
 
     func notes(_ reader: SQLiteConnection) throws -> [String] {
@@ -102,6 +102,27 @@ import Testing
         // The next write starts a fresh transaction.
         _ = try commit.write { db in try db.run("INSERT INTO notes (text) VALUES ('after')") }
         #expect(try notes(reader) == ["after", "first"])
+    }
+
+    /// The writer does not checkpoint inside its commits, but the group commit copies the WAL
+    /// back into the database once it passes 1,000 frames: the database file grows as the WAL
+    /// is written back, and the WAL starts over instead of growing without end.
+    @Test func theWALIsCopiedBackOnceItPassesAThousandFrames() throws {
+        let (commit, reader) = try scratch()
+        let path = try #require(try reader.first("PRAGMA database_list", [], { $0.string(2) }))
+        func bytes(_ file: String) throws -> Int {
+            try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int ?? 0
+        }
+        let before = try bytes(path)
+        let page = String(repeating: "x", count: 3000)  // about one page a row
+        for i in 0..<1500 {
+            _ = try commit.write { db in try db.run("INSERT INTO notes (text) VALUES (?)", ["\(i) \(page)"]) }
+        }
+        #expect(try bytes(path) > before + 1000 * 3000)
+        // Without checkpoints the WAL would hold all 1,500 pages and more (each commit also
+        // rewrites the table's and index's interior pages).
+        #expect(try bytes(path + "-wal") < 1200 * 4120)
+        #expect(try reader.first("SELECT count(*) FROM notes", [], { $0.int(0) }) == 1500)
     }
 }
 

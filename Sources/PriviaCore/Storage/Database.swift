@@ -15,7 +15,7 @@ public final class Database: @unchecked Sendable {
     public init(path: String, maxConnections: Int = 16) throws {
         self.path = path
         self.maxConnections = max(1, maxConnections)
-        groupCommit = GroupCommit { try SQLiteConnection(path: path) }
+        groupCommit = GroupCommit(databasePath: path)
         // Open one connection now so a bad path fails at start-up, not at the first request.
         idle.append(try SQLiteConnection(path: path))
         open = 1

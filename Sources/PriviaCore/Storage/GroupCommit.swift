@@ -13,6 +13,12 @@ import Foundation
 /// the lead to the oldest job still queued. A job that throws is rolled back to its savepoint
 /// and only its caller sees the error; if the transaction itself fails, every job in the batch
 /// fails with it and nothing of the batch is kept.
+///
+/// Between processes, a batch first takes the writer's turn (`WriterTurn`), so a process
+/// waiting to write is woken the moment the other's commit is done. The writer connection
+/// does not checkpoint inside its COMMIT: a leader whose own job is done checkpoints on a
+/// connection of its own once the WAL holds 1,000 frames, after passing the lead on, so the
+/// write-back and its fsync hold up neither the next batch nor the other processes.
 final class GroupCommit: @unchecked Sendable {
     /// Enough to share the lock's cost, few enough that one batch holds the lock briefly.
     static let maxBatch = 64
@@ -26,15 +32,22 @@ final class GroupCommit: @unchecked Sendable {
         init(_ work: @escaping (SQLiteConnection) throws -> Void) { self.work = work }
     }
 
+    /// SQLite's own threshold for its automatic checkpoint, in WAL frames (pages).
+    static let checkpointFrames = 1000
+
     private let lock = NSLock()
     private var queue: [Job] = []
     private var leading = false
+    private let databasePath: String
+    // Opened at the first write: a process that only reads never opens them.
     private var connection: SQLiteConnection?
-    private let open: () throws -> SQLiteConnection
+    private var turn: WriterTurn?
+    /// Its own connection, so a checkpoint runs while the next batch writes.
+    private var checkpointer: SQLiteConnection?
+    private var checkpointing = false
 
-    /// `open` makes the writer connection, at the first write: a process that only reads never opens it.
-    init(open: @escaping () throws -> SQLiteConnection) {
-        self.open = open
+    init(databasePath: String) {
+        self.databasePath = databasePath
     }
 
     /// Jobs waiting for a batch (tests use it to line jobs up behind a running one).
@@ -68,7 +81,7 @@ final class GroupCommit: @unchecked Sendable {
         queue.removeFirst(batch.count)
         lock.unlock()
 
-        run(batch)
+        let walFrames = run(batch)
         for job in batch {
             job.done = true
             if job !== own { job.wakeup.signal() }
@@ -85,13 +98,38 @@ final class GroupCommit: @unchecked Sendable {
         } else {
             lock.unlock()
         }
+        if own.done && walFrames >= Self.checkpointFrames { checkpoint() }
     }
 
-    private func run(_ batch: [Job]) {
+    /// Copies the WAL back into the database on the checkpointer connection, outside any batch
+    /// and any writer's turn, while the next batch goes on; one thread at a time.
+    private func checkpoint() {
+        let mine = lock.withLock {
+            if checkpointing { return false }
+            checkpointing = true
+            return true
+        }
+        guard mine else { return }
+        defer { lock.withLock { checkpointing = false } }
+        if checkpointer == nil { checkpointer = try? SQLiteConnection(path: databasePath) }
+        checkpointer?.checkpoint()
+    }
+
+    private func take(_ turn: WriterTurn?, _ body: () throws -> Void) rethrows {
+        if let turn { try turn.take(body) } else { try body() }
+    }
+
+    /// Runs a batch in one transaction; returns the frames in the WAL after its commit.
+    private func run(_ batch: [Job]) -> Int {
         do {
-            if connection == nil { connection = try open() }
+            if connection == nil {
+                let opened = try SQLiteConnection(path: databasePath)
+                try opened.checkpointsByHand()
+                connection = opened
+                turn = WriterTurn(databasePath: databasePath)
+            }
             let connection = connection!
-            try connection.write {
+            try take(turn) { try connection.write {
                 for job in batch {
                     let work = job.work!
                     job.work = nil
@@ -104,12 +142,13 @@ final class GroupCommit: @unchecked Sendable {
                         if batch.count == 1 || !connection.isInTransaction { throw error }
                     }
                 }
-            }
+            } }
         } catch {
             for job in batch where job.failure == nil {
                 job.work = nil
                 job.failure = error
             }
         }
+        return connection?.walFrames ?? 0
     }
 }
