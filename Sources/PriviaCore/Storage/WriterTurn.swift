@@ -6,9 +6,10 @@ import Foundation
 /// SQLite cannot wake a process waiting for its write lock: the waiter sleeps and tries again
 /// (`SQLiteConnection.setBusyTimeout`), so each hand-over between the pool's worker processes
 /// left the lock idle for part of a sleep. The kernel wakes an `flock` waiter the moment the
-/// holder lets go. SQLite's lock still decides who writes: a process that does not take a
-/// turn (the `privia` CLI, another tool) only waits as before, and a process that dies while
-/// holding a turn gives it back as its descriptor closes.
+/// holder lets go. Every `Database` takes turns (pool, relay, `privia` CLI), but SQLite's lock
+/// still decides who writes: a tool that does not take turns (the `sqlite3` shell, a backup)
+/// only makes the others wait as before, and a process that dies while holding a turn gives it
+/// back as its descriptor closes.
 final class WriterTurn: Sendable {
     private let descriptor: Int32
 
