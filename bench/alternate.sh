@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# alternate.sh: two builds measured side by side. Starts one stack per build directory (each
+# with privia-fcgi and privia-relay, e.g. copies of .build/release before and after a change),
+# both up at once on loopback, then alternates short wrk runs between them (A B, B A, ...) and
+# prints, per run, requests a second and the pool's CPU per request. On a machine whose speed
+# drifts from minute to minute, only figures taken this way compare two builds.
+#
+#   bench/alternate.sh DIR_A DIR_B
+#
+#   MODE=list    (default) authenticated GET /api/conversations, a user with SEED conversations
+#   MODE=turns   POST /api/query with the stub engine, half of them new conversations (scenario 5)
+#   ROUNDS=6     pairs of runs;  DURATION=4  seconds a run;  SEED=20  conversations made first
+#
+# The stacks use ports 18443/18080 and 19443/19080 and temporary data directories. Set any
+# other PRIVIA_* variable (PRIVIA_WORKERS, ...) in the environment: both stacks get it.
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+(($# == 2)) || { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 2; }
+MODE=${MODE:-list} ROUNDS=${ROUNDS:-6} DURATION=${DURATION:-4} SEED=${SEED:-20}
+command -v wrk >/dev/null || { echo "wrk is not installed: scripts/install-deps.sh --bench" >&2; exit 2; }
+
+stacks=() data_dirs=()
+stop() {
+    ((${#stacks[@]})) && kill -TERM "${stacks[@]}" 2>/dev/null && wait "${stacks[@]}" 2>/dev/null
+    ((${#data_dirs[@]})) && rm -rf "${data_dirs[@]}"
+    return 0
+}
+trap stop EXIT
+
+# start NAME BIN_DIR HTTPS_PORT: a stack with a user and SEED conversations; the user's token
+# and conversation ids are left in its data directory, whose path goes to $started.
+start() {
+    local name=$1 bin_dir port=$3 data
+    bin_dir=$(cd "$2" && pwd)
+    data=$(mktemp -d "/tmp/privia-alternate-$name.XXXXXX")
+    chmod 755 "$data"
+    data_dirs+=("$data")
+    PRIVIA_BIN_DIR=$bin_dir PRIVIA_DATA_DIR=$data PRIVIA_HTTPS_PORT=$port PRIVIA_HTTP_PORT=$((port - 363)) \
+        PRIVIA_AUTH_RATE=100r/s PRIVIA_GRACE_SECONDS=2 scripts/privia-stack >"$data/stack.log" 2>&1 &
+    stacks+=($!)
+    local url=https://127.0.0.1:$port
+    for _ in $(seq 200); do curl -skf "$url/api/health" >/dev/null && break; sleep 0.1; done
+    curl -skf "$url/api/health" >/dev/null || { echo "stack $name did not start: $data/stack.log" >&2; exit 1; }
+    curl -sk "$url/api/auth/signup" -H 'Content-Type: application/json' \
+        -d '{"email":"alternate@example.com","password":"password123"}' >/dev/null
+    curl -sk "$url/api/auth/login" -d 'username=alternate@example.com&password=password123' |
+        python3 -c 'import json, sys; print(json.load(sys.stdin)["access_token"])' >"$data/token"
+    local ids=()
+    for i in $(seq "$SEED"); do
+        ids+=("$(curl -sk "$url/api/query" -H "Authorization: Bearer $(cat "$data/token")" \
+            -H 'Content-Type: application/json' -d "{\"question\":\"seed $i\"}" |
+            python3 -c 'import json, sys; print(json.load(sys.stdin)["conversation_id"])')")
+    done
+    (IFS=,; echo "${ids[*]}") >"$data/conversations"
+    printf 'wrk.headers["Authorization"] = "Bearer %s"\n' "$(cat "$data/token")" >"$data/auth.lua"
+    started=$data
+}
+
+# Pool CPU (user + system, clock ticks) of the pool master's children.
+pool_ticks() {
+    local master total=0
+    master=$(cat "$1/run/privia-fcgi.pid")
+    for pid in $(pgrep -P "$master"); do
+        total=$((total + $(awk '{print $14 + $15}' "/proc/$pid/stat")))
+    done
+    echo "$total"
+}
+
+# measure NAME DATA PORT: one wrk run; prints NAME, req/s, p99 and pool µs per request.
+measure() {
+    local name=$1 data=$2 port=$3 script url before after out requests
+    if [[ $MODE == turns ]]; then
+        export BENCH_METHOD=POST BENCH_PATH=/api/query BENCH_TOKEN BENCH_CONVERSATIONS
+        BENCH_TOKEN=$(cat "$data/token") BENCH_CONVERSATIONS=$(cat "$data/conversations")
+        export BENCH_QUESTION="How do I keep my notes private when I share a workspace?"
+        script=bench/wrk/privia.lua url=https://127.0.0.1:$port/
+    else
+        script=$data/auth.lua url=https://127.0.0.1:$port/api/conversations
+    fi
+    before=$(pool_ticks "$data")
+    out=$(wrk -t2 -c64 -d"${DURATION}s" --latency -s "$script" "$url")
+    after=$(pool_ticks "$data")
+    requests=$(awk '/requests in/ {print $1}' <<<"$out")
+    printf '%s  %10s req/s  p99 %9s  pool %4d µs/request\n' "$name" \
+        "$(awk '/Requests\/sec/ {print $2}' <<<"$out")" "$(awk '$1 == "99%" {print $2}' <<<"$out")" \
+        $(((after - before) * 1000000 / $(getconf CLK_TCK) / requests))
+}
+
+start a "$1" 18443
+data_a=$started
+start b "$2" 19443
+data_b=$started
+measure A "$data_a" 18443 >/dev/null  # warm both up
+measure B "$data_b" 19443 >/dev/null
+for round in $(seq "$ROUNDS"); do
+    if ((round % 2)); then
+        measure A "$data_a" 18443; measure B "$data_b" 19443
+    else
+        measure B "$data_b" 19443; measure A "$data_a" 18443
+    fi
+done
