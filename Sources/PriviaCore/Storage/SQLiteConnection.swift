@@ -72,7 +72,7 @@ public final class SQLiteConnection {
     private var statements: [String: OpaquePointer] = [:]
     private var transactionDepth = 0
     /// Frames in the WAL after this connection's last commit, once `checkpointsByHand()` is on.
-    public private(set) var walFrames = 0
+    private(set) var walFrames = 0
 
     /// Opens (creating if needed) the database file and applies the per-connection pragmas
     /// that PLATFORM-NOTES.md lists: WAL, foreign keys, busy timeout, synchronous=NORMAL.
@@ -230,7 +230,7 @@ public final class SQLiteConnection {
     /// Stops this connection checkpointing inside its COMMITs (SQLite's automatic checkpoint,
     /// which keeps the committing thread for a write-back and an fsync) and keeps `walFrames`
     /// instead, so the caller checkpoints when and where it likes.
-    public func checkpointsByHand() throws {
+    func checkpointsByHand() throws {
         try execute("PRAGMA wal_autocheckpoint=0")
         sqlite3_wal_hook(handle, { context, _, _, frames in
             Unmanaged<SQLiteConnection>.fromOpaque(context!).takeUnretainedValue().walFrames = Int(frames)
@@ -240,7 +240,7 @@ public final class SQLiteConnection {
 
     /// Copies what it can of the WAL back into the database without waiting for readers or
     /// blocking writers (SQLITE_CHECKPOINT_PASSIVE), as the automatic checkpoint does.
-    public func checkpoint() {
+    func checkpoint() {
         sqlite3_wal_checkpoint_v2(handle, nil, SQLITE_CHECKPOINT_PASSIVE, nil, nil)
     }
 }
