@@ -134,7 +134,7 @@ def test_the_pools_processes_allocate_with_jemalloc_and_its_settings(stack):
     with stack.client() as client:
         assert client.get("/api/health").status_code == 200
     for pid in [stack.fcgi_master_pid(), *stack.fcgi_worker_pids()]:
-        maps = (Path(f"/proc/{pid}/maps")).read_text()
+        maps = Path(f"/proc/{pid}/maps").read_text()
         assert "libjemalloc.so" in maps, f"pool process {pid} runs without jemalloc"
         # The symbol jemalloc reads its settings from is the one the executable defines.
         executable = os.readlink(f"/proc/{pid}/exe")
