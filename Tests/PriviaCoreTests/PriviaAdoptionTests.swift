@@ -57,7 +57,7 @@ func priviaLegacyHash(_ password: String, salt: String = "00112233445566778899aa
     @Test func anOlderAlembicRevisionIsRefusedWithAClearMessage() throws {
         let (database, _) = try priviaDatabase()
         try database.write { try $0.run("UPDATE alembic_version SET version_num = 'a3f1b2c4d5e6'") }
-        try database.withConnection { db in
+        _ = try database.withConnection { db in
             #expect { try PriviaDatabaseAdoption.check(db) } throws: { "\($0)".contains("alembic upgrade head") }
         }
     }

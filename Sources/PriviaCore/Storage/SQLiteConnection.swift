@@ -77,6 +77,7 @@ public final class SQLiteConnection {
     /// Opens (creating if needed) the database file and applies the per-connection pragmas
     /// that PLATFORM-NOTES.md lists: WAL, foreign keys, busy timeout, synchronous=NORMAL.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
+        Self.configureLibrary
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
         let rc = sqlite3_open_v2(path, &handle, flags, nil)
         guard rc == SQLITE_OK else {
@@ -96,6 +97,11 @@ public final class SQLiteConnection {
         // Savepoints and sorts keep their scratch pages in memory, not in files under /var/tmp.
         try execute("PRAGMA temp_store=MEMORY")
     }
+
+    /// Library-wide settings, applied once before the process's first connection opens.
+    private static let configureLibrary: Void = {
+        _ = privia_sqlite_disable_memory_statistics()
+    }()
 
     deinit {
         for statement in statements.values { sqlite3_finalize(statement) }
