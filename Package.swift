@@ -14,6 +14,8 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // Already built for SwiftNIO; the core uses it for one counter shared between processes.
+        .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
     ],
     targets: [
         // C libraries, reached through thin module maps.
@@ -25,7 +27,9 @@ let package = Package(
         // Engines: the streaming engine protocol, the offline stub, the OpenAI-compatible client.
         .target(name: "PriviaEngines", dependencies: ["CCurl"]),
         // Core domain: storage, migrations, accounts, conversations, messages.
-        .target(name: "PriviaCore", dependencies: ["CSQLite", "COpenSSL", "PriviaEngines"]),
+        .target(name: "PriviaCore", dependencies: [
+            "CSQLite", "COpenSSL", "PriviaEngines", .product(name: "Atomics", package: "swift-atomics"),
+        ]),
         // Chat service: one turn, whatever transport carries it.
         .target(name: "PriviaChat", dependencies: ["PriviaCore", "PriviaEngines"]),
         // HTTP layer: requests and responses as plain values, routes, JSON errors, SSE.

@@ -40,10 +40,16 @@ public struct StubEngine: ChatEngine {
 
     /// The stub's token count: runs of bytes between spaces.
     static func words(in text: String) -> Int {
+        text.utf8.withContiguousStorageIfAvailable(wordCount) ?? wordCount(text.utf8)
+    }
+
+    /// A word starts at each byte that is not a space and follows a space (or the start).
+    private static func wordCount(_ bytes: some Sequence<UInt8>) -> Int {
         var count = 0
-        var inWord = false
-        for byte in text.utf8 {
-            if byte == 0x20 { inWord = false } else if !inWord { inWord = true; count += 1 }
+        var previous: UInt8 = 0x20
+        for byte in bytes {
+            count += (byte != 0x20 && previous == 0x20) ? 1 : 0
+            previous = byte
         }
         return count
     }

@@ -23,6 +23,15 @@ final class CountingSink: GenerationSink {
         #expect(result.usage?.estimated == true)
     }
 
+    /// The usage a stub turn records: words in, words out.
+    @Test func countsTheHistorysWordsAndItsOwn() throws {
+        let history = [ChatMessage(role: "user", content: "  two  words "), ChatMessage(role: "assistant", content: "three more words"),
+                       ChatMessage(role: "user", content: "")]
+        let result = try StubEngine().generate(EngineContext(userID: "u", conversationID: "c", history: history), sink: CountingSink())
+        #expect(result.usage?.inputTokens == 5)
+        #expect(result.usage?.outputTokens == StubEngine.reply.split(separator: " ").count)
+    }
+
     @Test func stopsWhenTheSinkSaysSo() throws {
         let sink = CountingSink()
         sink.stopAfter = 3

@@ -6,11 +6,17 @@ public final class AccountService: Sendable {
     private let hasher: PasswordHasher
     private let signer: AccessTokenSigner
     private let verifiedTokens = VerifiedTokens()
+    private let checkedCallers: CheckedCallers
+    private let epoch: AccountsEpoch?
 
-    public init(database: Database, hasher: PasswordHasher, signer: AccessTokenSigner) {
+    /// `checkLifetime`: how long a token's check against the database is reused while no
+    /// account changes (see `CheckedCallers`).
+    public init(database: Database, hasher: PasswordHasher, signer: AccessTokenSigner, checkLifetime: Duration = .seconds(1)) {
         self.database = database
         self.hasher = hasher
         self.signer = signer
+        checkedCallers = CheckedCallers(lifetime: checkLifetime)
+        epoch = AccountsEpoch(databasePath: database.path)
     }
 
     static let minimumPasswordLength = 8
@@ -78,7 +84,10 @@ public final class AccountService: Sendable {
         guard let claims = verifiedTokens.claims(of: token, verify: { signer.verify($0, now: 0) }),
               claims.expiresAt > Int(Date().timeIntervalSince1970)
         else { return nil }
-        return try database.read { db in
+        let epochBefore = epoch?.value
+        if let epochBefore, let known = checkedCallers.caller(for: token, epoch: epochBefore) { return known }
+        let checkedAt = ContinuousClock.now
+        let caller = try database.read { db in
             try db.first("""
                 SELECT \(Self.userColumns), EXISTS (SELECT 1 FROM revoked_tokens WHERE jti = ?)
                 FROM users WHERE id = ?
@@ -86,14 +95,18 @@ public final class AccountService: Sendable {
                 row.int(4) == 1 ? nil : AuthenticatedUser(user: Self.user(row), tokenID: claims.tokenID, tokenExpiresAt: claims.expiresAt)
             } ?? nil
         }
+        if let caller, let epochBefore { checkedCallers.remember(caller, for: token, epoch: epochBefore, checkedAt: checkedAt) }
+        return caller
     }
 
     /// Revokes the caller's token until it would have expired; forgets long-expired revocations.
+    /// Every process stops accepting the token at once (the accounts epoch moves).
     public func signOut(_ caller: AuthenticatedUser) throws {
         try database.write { db in
             try db.run("INSERT OR IGNORE INTO revoked_tokens (jti, expires_at) VALUES (?, ?)", [caller.tokenID, caller.tokenExpiresAt])
             try db.run("DELETE FROM revoked_tokens WHERE expires_at < ?", [Int(Date().timeIntervalSince1970)])
         }
+        epoch?.advance()
     }
 
     /// Finds or creates the account for an identity a trusted OAuth front end vouches for.
@@ -122,6 +135,8 @@ public final class AccountService: Sendable {
                 """, [user.id, user.email, user.fullName, user.role, provider, providerAccountID, avatarURL, StoredTime.now()])
             return user
         }
+        // The user's name may have changed: checked callers elsewhere carry the old one.
+        epoch?.advance()
         return (signer.issue(subject: user.id, email: user.email).token, user)
     }
 }

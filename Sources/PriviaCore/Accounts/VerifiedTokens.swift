@@ -4,8 +4,8 @@ import Foundation
 ///
 /// A signature check always gives the same answer for the same token, so it is done once per
 /// token rather than on every request (OpenSSL 3's one-shot HMAC looks up the algorithm each
-/// time). Only the signature is remembered: expiry, revocation and the user's existence are
-/// checked on every request by `AccountService.authenticate`.
+/// time). Only the signature is remembered: expiry is checked on every request, revocation
+/// and the user's existence by `AccountService.authenticate` through `CheckedCallers`.
 final class VerifiedTokens: @unchecked Sendable {
     private let lock = NSLock()
     private var claims: [String: TokenClaims] = [:]

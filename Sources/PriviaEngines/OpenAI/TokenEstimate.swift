@@ -10,8 +10,13 @@ public enum TokenEstimate {
     /// Characters are counted as Unicode scalars: the same for most text, and countable from
     /// the UTF-8 bytes without grapheme breaking.
     public static func tokens(in text: String) -> Int {
-        let scalars = text.utf8.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
+        // Over the string's own buffer the count vectorises; a bridged string is walked byte by byte.
+        let scalars = text.utf8.withContiguousStorageIfAvailable(scalarCount) ?? scalarCount(text.utf8)
         return (scalars + charactersPerToken - 1) / charactersPerToken
+    }
+
+    private static func scalarCount(_ bytes: some Sequence<UInt8>) -> Int {
+        bytes.reduce(0) { $0 + ($1 & 0xC0 == 0x80 ? 0 : 1) }
     }
 
     public static func tokens(in message: ChatMessage) -> Int {
