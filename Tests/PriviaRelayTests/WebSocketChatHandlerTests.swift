@@ -175,8 +175,8 @@ func closeCode(_ frame: WebSocketFrame?) -> UInt16? {
     @Test func workspaceEventsAndShutdownNotices() throws {
         let socket = try ChatSocketHarness()
         #expect(socket.registry.channels(ofUser: "u1").count == 1)
-        socket.registry.broadcast(.workspaceEvent(["type": "event", "kind": "conversation.created", "id": "c9"]), toUser: "u1")
-        socket.registry.broadcast(.workspaceEvent(["type": "event", "kind": "x"]), toUser: "someone-else")
+        socket.registry.broadcast(.workspaceEvents(encoding: [["type": "event", "kind": "conversation.created", "id": "c9"]]), toUser: "u1")
+        socket.registry.broadcast(.workspaceEvents(encoding: [["type": "event", "kind": "x"]]), toUser: "someone-else")
         socket.channel.embeddedEventLoop.run()
         #expect(try socket.json() == [["type": "event", "kind": "conversation.created", "id": "c9"]])
         try socket.send("q")

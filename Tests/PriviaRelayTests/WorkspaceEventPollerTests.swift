@@ -41,5 +41,18 @@ import Testing
         #expect(try tab2.json() == [["type": "event", "kind": "conversation.created", "id": "c7"]])
         #expect(try other.json().isEmpty)
         #expect(try poller.deliver(from: database, after: last) == last, "nothing new")
+
+        // Several rows in one poll, two users interleaved: each socket gets its user's, in order.
+        try database.write { db in
+            for (user, kind) in [("u1", "conversation.renamed"), ("u2", "conversation.created"), ("u1", "message.finished")] {
+                try db.run("INSERT INTO workspace_events (user_id, kind, payload, created_at) VALUES (?, ?, '{}', 'now')", [user, kind])
+            }
+        }
+        #expect(try poller.deliver(from: database, after: last) == 5)
+        for socket in [tab1, tab2, other] { socket.channel.embeddedEventLoop.run() }
+        for tab in [tab1, tab2] {
+            #expect(try tab.json() == [["type": "event", "kind": "conversation.renamed"], ["type": "event", "kind": "message.finished"]])
+        }
+        #expect(try other.json() == [["type": "event", "kind": "conversation.created"]])
     }
 }

@@ -80,13 +80,22 @@ public final class WorkspaceEventPoller: Sendable {
     }
 
     /// Sends every row after `after` to its user's sockets; returns the last id seen.
+    ///
+    /// Each user's rows go in one notice: a user with many tabs open and a busy workspace got
+    /// one event-loop task and one `writev` per event and socket; now it is one per socket.
     func deliver(from database: Database, after: Int) throws -> Int {
         let rows = try database.read { db in
             try db.all("SELECT id, user_id, kind, payload FROM workspace_events WHERE id > ? ORDER BY id LIMIT 1000",
                        [after]) { row in (row.int(0), row.string(1), row.string(2), row.string(3)) }
         }
+        var users: [String] = []
+        var frames: [String: [ByteBuffer]] = [:]
         for (_, userID, kind, payload) in rows {
-            registry.broadcast(.workspaceEvent(Self.frame(kind: kind, payload: payload)), toUser: userID)
+            if frames[userID] == nil { users.append(userID) }
+            frames[userID, default: []].append(ByteBuffer(bytes: Self.frame(kind: kind, payload: payload).encoded()))
+        }
+        for userID in users {
+            registry.broadcast(.workspaceEvents(frames[userID] ?? []), toUser: userID)
         }
         return rows.last?.0 ?? after
     }

@@ -5,8 +5,14 @@ import PriviaCore
 public enum RelayNotice: Sendable {
     /// The server is shutting down: close with 1001.
     case goingAway
-    /// A workspace event frame for this socket's user.
-    case workspaceEvent(JSON)
+    /// Workspace event frames for this socket's user, in order: the text of each, encoded once
+    /// for all of the user's sockets, and written to each socket together.
+    case workspaceEvents([ByteBuffer])
+
+    /// `workspaceEvents` from the frames' JSON.
+    public static func workspaceEvents(encoding frames: [JSON]) -> RelayNotice {
+        .workspaceEvents(frames.map { ByteBuffer(bytes: $0.encoded()) })
+    }
 }
 
 /// Every open chat socket, by user, so events reach all tabs of a user and shutdown reaches all.

@@ -124,8 +124,8 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         switch event as? RelayNotice {
         case .goingAway?:
             close(.goingAway, reason: "Server shutting down")
-        case .workspaceEvent(let json)?:
-            if lifecycle == .open, userID != nil { send(json) }
+        case .workspaceEvents(let frames)?:
+            if userID != nil { send(encoded: frames) }
         case nil:
             context.fireUserInboundEventTriggered(event)
         }
@@ -208,9 +208,16 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
     // MARK: Frames out
 
     private func send(_ json: JSON) {
-        guard let context, lifecycle == .open else { return }
-        let buffer = context.channel.allocator.buffer(bytes: json.encoded())
-        context.writeAndFlush(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: buffer)), promise: nil)
+        send(encoded: [ByteBuffer(bytes: json.encoded())])
+    }
+
+    /// Text frames written together and flushed once: one system call for a poll's events.
+    private func send(encoded texts: [ByteBuffer]) {
+        guard let context, lifecycle == .open, !texts.isEmpty else { return }
+        for text in texts {
+            context.write(Self.wrapOutboundOut(WebSocketFrame(fin: true, opcode: .text, data: text)), promise: nil)
+        }
+        context.flush()
     }
 
     /// Starts the closing handshake: our close frame, then the client's, or a timeout.
