@@ -1,0 +1,40 @@
+import Foundation
+import Testing
+import PriviaCore
+import PriviaEngines
+@testable import PriviaHTTP
+
+/// Answers "answer N" and keeps the history each call was given.
+final class HistoryRecordingEngine: ChatEngine, @unchecked Sendable {
+    private let lock = NSLock()
+    private var seen: [[ChatMessage]] = []
+    var histories: [[String]] { lock.withLock { seen.map { $0.map { "\($0.role): \($0.content)" } } } }
+
+    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+        let n = lock.withLock { seen.append(context.history); return seen.count }
+        _ = sink.token("answer \(n)")
+        return EngineResult(content: "answer \(n)", mode: "chat", model: "stub", usage: nil)
+    }
+}
+
+@Suite struct TurnHistoryTests {
+    /// A first question (in a new conversation or in an empty one opened by "new chat") is the
+    /// whole history; a later turn sees everything before it, oldest first; a regenerated answer
+    /// sees the conversation without the answer it replaces.
+    @Test func theEngineSeesTheConversationSoFar() throws {
+        let engine = HistoryRecordingEngine()
+        let app = try TestApp(engine: engine)
+        let (token, _) = try app.user()
+        let id = try #require(app.call("POST", "/api/query", json: ["question": "first"], token: token).json["conversation_id"]?.stringValue)
+        _ = app.call("POST", "/api/query", json: ["question": "second", "conversation_id": .string(id)], token: token)
+        let empty = try #require(app.call("POST", "/api/conversations", token: token).json["id"]?.stringValue)
+        _ = app.call("POST", "/api/query", json: ["question": "third", "conversation_id": .string(empty)], token: token)
+        _ = app.call("POST", "/api/query", json: ["action": "regenerate", "conversation_id": .string(id)], token: token)
+        #expect(engine.histories == [
+            ["user: first"],
+            ["user: first", "assistant: answer 1", "user: second"],
+            ["user: third"],
+            ["user: first", "assistant: answer 1", "user: second"],
+        ])
+    }
+}
