@@ -5,17 +5,16 @@ public final class AccountService: Sendable {
     private let database: Database
     private let hasher: PasswordHasher
     private let signer: AccessTokenSigner
-    private let verifiedTokens = VerifiedTokens()
-    private let checkedCallers: CheckedCallers
+    private let knownTokens: KnownTokens
     private let epoch: AccountsEpoch?
 
     /// `checkLifetime`: how long a token's check against the database is reused while no
-    /// account changes (see `CheckedCallers`).
+    /// account changes (see `KnownTokens`).
     public init(database: Database, hasher: PasswordHasher, signer: AccessTokenSigner, checkLifetime: Duration = .seconds(1)) {
         self.database = database
         self.hasher = hasher
         self.signer = signer
-        checkedCallers = CheckedCallers(lifetime: checkLifetime)
+        knownTokens = KnownTokens(lifetime: checkLifetime)
         epoch = AccountsEpoch(databasePath: database.path)
     }
 
@@ -81,11 +80,12 @@ public final class AccountService: Sendable {
 
     /// The caller behind a token: signature, expiry, revocation, and that the user still exists.
     public func authenticate(token: String) throws -> AuthenticatedUser? {
-        guard let claims = verifiedTokens.claims(of: token, verify: { signer.verify($0, now: 0) }),
+        // Read before the database is asked, so a check is filed under a value no later than the state it saw.
+        let epochBefore = epoch?.value
+        guard let (claims, known) = knownTokens.lookup(token, epoch: epochBefore, verify: { signer.verify($0, now: 0) }),
               claims.expiresAt > Int(Date().timeIntervalSince1970)
         else { return nil }
-        let epochBefore = epoch?.value
-        if let epochBefore, let known = checkedCallers.caller(for: token, epoch: epochBefore) { return known }
+        if let known { return known }
         let checkedAt = ContinuousClock.now
         let caller = try database.read { db in
             try db.first("""
@@ -95,7 +95,9 @@ public final class AccountService: Sendable {
                 row.int(4) == 1 ? nil : AuthenticatedUser(user: Self.user(row), tokenID: claims.tokenID, tokenExpiresAt: claims.expiresAt)
             } ?? nil
         }
-        if let caller, let epochBefore { checkedCallers.remember(caller, for: token, epoch: epochBefore, checkedAt: checkedAt) }
+        if let caller, let epochBefore {
+            knownTokens.remember(caller, for: token, claims: claims, epoch: epochBefore, checkedAt: checkedAt)
+        }
         return caller
     }
 

@@ -4,7 +4,7 @@ import Foundation
 /// A counter every process of one database shares: one 8-byte word of `<database>-accounts`,
 /// mapped into memory. A change that can alter who a token belongs to, or whether it still
 /// counts (a sign-out, an OAuth sign-in updating a user), moves it once committed; a process
-/// keeps a token's check (`CheckedCallers`) only while the counter has not moved.
+/// keeps a token's check (`KnownTokens`) only while the counter has not moved.
 ///
 /// Reading it is a memory load, where asking SQLite again was a query on every request.
 final class AccountsEpoch: @unchecked Sendable {
@@ -27,8 +27,6 @@ final class AccountsEpoch: @unchecked Sendable {
         counter = UnsafeAtomic(at: memory.bindMemory(to: UInt64.AtomicRepresentation.self, capacity: 1))
     }
 
-    /// Read before the database is asked, so a check is filed under a value no later than
-    /// the state it saw.
     var value: UInt64 { counter.load(ordering: .acquiring) }
 
     /// Called after the change has committed, so a process that sees the new value also sees the change.

@@ -4,7 +4,7 @@ import Testing
 
 /// A pool worker reuses a token's check against the database, and every worker drops it the
 /// moment an account changes anywhere. Two `AccountService`s on one file stand for two workers.
-@Suite struct CheckedCallersTests {
+@Suite struct KnownTokensTests {
     let signer = AccessTokenSigner(secretKey: String(repeating: "k", count: 32))
 
     func twoWorkers(checkLifetime: Duration = .seconds(1)) throws -> (AccountService, AccountService, Database) {
