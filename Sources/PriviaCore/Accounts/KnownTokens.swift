@@ -12,11 +12,16 @@ import Foundation
 ///   such as a user deleted with the sqlite3 shell, goes unseen. Refusals are not kept: they
 ///   are rare and should stay cheap to change.
 final class KnownTokens: @unchecked Sendable {
+    /// What the database said, under which epoch and when.
+    private struct Check {
+        var caller: AuthenticatedUser
+        var epoch: UInt64
+        var checkedAt: ContinuousClock.Instant
+    }
+
     private struct Entry {
         var claims: TokenClaims
-        var caller: AuthenticatedUser?
-        var epoch: UInt64 = 0
-        var checkedAt: ContinuousClock.Instant = .now
+        var check: Check?
     }
 
     private let lock = NSLock()
@@ -33,8 +38,9 @@ final class KnownTokens: @unchecked Sendable {
     /// a check made under `epoch` (nil: no epoch, nothing reused) found behind it, if still good.
     func lookup(_ token: String, epoch: UInt64?, verify: (String) -> TokenClaims?) -> (claims: TokenClaims, caller: AuthenticatedUser?)? {
         if let entry = lock.withLock({ entries[token] }) {
-            guard let epoch, entry.epoch == epoch, ContinuousClock.now - entry.checkedAt < lifetime else { return (entry.claims, nil) }
-            return (entry.claims, entry.caller)
+            guard let check = entry.check, check.epoch == epoch, ContinuousClock.now - check.checkedAt < lifetime
+            else { return (entry.claims, nil) }
+            return (entry.claims, check.caller)
         }
         guard let verified = verify(token) else { return nil }
         store(token, Entry(claims: verified))
@@ -43,7 +49,7 @@ final class KnownTokens: @unchecked Sendable {
 
     /// Keeps what the database said about `token`; `epoch` is the value read before it was asked.
     func remember(_ caller: AuthenticatedUser, for token: String, claims: TokenClaims, epoch: UInt64, checkedAt: ContinuousClock.Instant) {
-        store(token, Entry(claims: claims, caller: caller, epoch: epoch, checkedAt: checkedAt))
+        store(token, Entry(claims: claims, check: Check(caller: caller, epoch: epoch, checkedAt: checkedAt)))
     }
 
     private func store(_ token: String, _ entry: Entry) {

@@ -89,13 +89,13 @@ public final class WorkspaceEventPoller: Sendable {
                        [after]) { row in (row.int(0), row.string(1), row.string(2), row.string(3)) }
         }
         var users: [String] = []
-        var frames: [String: [ByteBuffer]] = [:]
+        var frames: [String: [JSON]] = [:]
         for (_, userID, kind, payload) in rows {
             if frames[userID] == nil { users.append(userID) }
-            frames[userID, default: []].append(ByteBuffer(bytes: Self.frame(kind: kind, payload: payload).encoded()))
+            frames[userID, default: []].append(Self.frame(kind: kind, payload: payload))
         }
         for userID in users {
-            registry.broadcast(.workspaceEvents(frames[userID] ?? []), toUser: userID)
+            registry.broadcast(.workspaceEvents(encoding: frames[userID] ?? []), toUser: userID)
         }
         return rows.last?.0 ?? after
     }
