@@ -8,8 +8,6 @@ import PriviaEngines
 /// No write transaction is held while the engine runs: the prompt is committed before it
 /// starts and the answer after it ends.
 public final class ChatService: Sendable {
-    /// Messages handed to the engine; the engine's token budget trims them further.
-    public static let historyLimit = 50
     static let titleLength = 40
 
     private let database: Database
@@ -160,7 +158,7 @@ public final class ChatService: Sendable {
             if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
             return replay
         }
-        let history = try conversations.history(conversationID: turn.conversationID, limit: Self.historyLimit)
+        let history = try conversations.history(conversationID: turn.conversationID, limit: catalog.historyMessages)
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)

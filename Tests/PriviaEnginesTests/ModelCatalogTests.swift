@@ -22,7 +22,8 @@ import Testing
       "max_output_tokens": 4000,
       "max_temperature": 1.5,
       "system_prompt": "Be brief.",
-      "history_token_budget": 100
+      "history_token_budget": 100,
+      "history_messages": 6
     }
     """
 
@@ -36,6 +37,7 @@ import Testing
         #expect(catalog.offeredModels.first?.isDefault == true)
         #expect(catalog.engine(for: catalog.defaultModel) is StubEngine)
         #expect(catalog.stubTokenDelayMilliseconds == 7)
+        #expect(catalog.historyMessages == 20)
     }
 
     @Test func aModelsFileIsReadWhole() throws {
@@ -46,7 +48,7 @@ import Testing
                                                          outputPricePerMillion: 15, maxOutputTokens: 4000, isDefault: false))
         #expect(catalog.offeredModels[2].displayName == "stub")
         #expect(catalog.idleTimeoutSeconds == 12 && catalog.connectTimeoutSeconds == 10)
-        #expect(catalog.systemPrompt == "Be brief." && catalog.historyTokenBudget == 100)
+        #expect(catalog.systemPrompt == "Be brief." && catalog.historyTokenBudget == 100 && catalog.historyMessages == 6)
         #expect(try catalog.chain(for: nil).map(\.id) == ["small", "stub"])
         #expect(try catalog.chain(for: "big").map(\.id) == ["big", "small", "stub"])
         let engine = try #require(catalog.engine(for: catalog.model("big")!) as? OpenAICompatibleEngine)
@@ -77,6 +79,7 @@ import Testing
         #expect(failure(#"{"models": []}"#)?.contains("empty") == true)
         #expect(failure(#"{"providers": [{"id": "p", "base_url": "ftp://x"}], "models": [{"id": "x", "provider": "p", "model": "m"}]}"#)?.contains("http(s)") == true)
         #expect(failure("not json")?.contains("JSON object") == true)
+        #expect(failure(Self.file.replacingOccurrences(of: "\"history_messages\": 6", with: "\"history_messages\": 0"))?.contains("history_messages") == true)
     }
 
     @Test func theShorthandEnvironmentConfiguresOneProvider() throws {

@@ -9,7 +9,8 @@ final class TestApp {
     let database: Database
     let api: PriviaAPI
 
-    init(engine: ChatEngine = StubEngine(), oauthSecret: String? = nil, budget: UsageBudget = .unlimited) throws {
+    init(engine: ChatEngine = StubEngine(), catalog: ModelCatalog = .stubOnly(), oauthSecret: String? = nil,
+         budget: UsageBudget = .unlimited) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("privia-http-\(newID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         database = try Database(path: directory + "/privia.db")
@@ -17,7 +18,7 @@ final class TestApp {
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
                                       signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))
         api = PriviaAPI(database: database, accounts: accounts,
-                        chat: ChatService(database: database, engine: engine, budget: budget),
+                        chat: ChatService(database: database, engine: engine, catalog: catalog, budget: budget),
                         settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05))
     }
 

@@ -37,4 +37,22 @@ final class HistoryRecordingEngine: ChatEngine, @unchecked Sendable {
             ["user: first", "assistant: answer 1", "user: second"],
         ])
     }
+
+    /// A long conversation hands the engine only its most recent `history_messages`, oldest first.
+    @Test func theEngineSeesTheMostRecentMessagesOnly() throws {
+        let engine = HistoryRecordingEngine()
+        var catalog = ModelCatalog.stubOnly()
+        catalog.historyMessages = 3
+        let app = try TestApp(engine: engine, catalog: catalog)
+        let (token, _) = try app.user()
+        let id = try #require(app.call("POST", "/api/query", json: ["question": "first"], token: token).json["conversation_id"]?.stringValue)
+        for question in ["second", "third"] {
+            _ = app.call("POST", "/api/query", json: ["question": .string(question), "conversation_id": .string(id)], token: token)
+        }
+        #expect(engine.histories == [
+            ["user: first"],
+            ["user: first", "assistant: answer 1", "user: second"],
+            ["user: second", "assistant: answer 2", "user: third"],
+        ])
+    }
 }

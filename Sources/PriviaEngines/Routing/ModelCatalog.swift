@@ -22,7 +22,8 @@ import Foundation
 ///   "fallback": ["stub"],                      // tried in order when a model fails before its first token
 ///   "connect_timeout_seconds": 10, "idle_timeout_seconds": 30, "total_timeout_seconds": 600,
 ///   "max_output_tokens": 4096, "max_temperature": 2.0,
-///   "system_prompt": "You are Privia, a helpful assistant.", "history_token_budget": 6000
+///   "system_prompt": "You are Privia, a helpful assistant.", "history_token_budget": 6000,
+///   "history_messages": 20                     // the most recent messages read for a turn
 /// }
 /// ```
 /// The provider id `stub` is built in. A relative `api_key_file` is read relative to the
@@ -86,6 +87,10 @@ public struct ModelCatalog: Sendable {
     public var maxTemperature: Double = 2
     public var systemPrompt: String?
     public var historyTokenBudget = 6000
+    /// How many of a conversation's most recent messages a turn reads for the engine, which the
+    /// token budget then trims. 20, as Privia's Python backend sends: every message read is a
+    /// page read while turns commit, so a larger window costs every turn, whatever the model.
+    public var historyMessages = 20
     /// The stub's delay per token (`PRIVIA_STUB_DELAY_MS`), for demos and tests.
     public var stubTokenDelayMilliseconds = 0
 

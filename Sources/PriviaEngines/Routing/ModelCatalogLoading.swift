@@ -117,6 +117,8 @@ extension ModelCatalog {
         catalog.systemPrompt = file.systemPrompt
         if let budget = file.historyTokenBudget, budget < 1 { throw invalid("history_token_budget must be at least 1") }
         catalog.historyTokenBudget = file.historyTokenBudget ?? 6000
+        if let count = file.historyMessages, !(1...10_000).contains(count) { throw invalid("history_messages must be 1 to 10000") }
+        catalog.historyMessages = file.historyMessages ?? 20
         return catalog
     }
 
@@ -212,11 +214,13 @@ private struct ModelsFile: Decodable {
     var maxTemperature: Double?
     var systemPrompt: String?
     var historyTokenBudget: Int?
+    var historyMessages: Int?
     enum CodingKeys: String, CodingKey, CaseIterable {
         case providers, models, fallback
         case defaultModel = "default_model", connectTimeoutSeconds = "connect_timeout_seconds"
         case idleTimeoutSeconds = "idle_timeout_seconds", totalTimeoutSeconds = "total_timeout_seconds"
         case maxOutputTokens = "max_output_tokens", maxTemperature = "max_temperature"
         case systemPrompt = "system_prompt", historyTokenBudget = "history_token_budget"
+        case historyMessages = "history_messages"
     }
 }
