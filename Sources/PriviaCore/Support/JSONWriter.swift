@@ -17,12 +17,12 @@ public struct JSONWriter {
         bytes.reserveCapacity(capacity)
     }
 
-    public mutating func object(_ members: (inout JSONWriter) -> Void) {
-        nested(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), members)
+    public mutating func object(_ members: (inout JSONWriter) throws -> Void) rethrows {
+        try nested(open: UInt8(ascii: "{"), close: UInt8(ascii: "}"), members)
     }
 
-    public mutating func array(_ elements: (inout JSONWriter) -> Void) {
-        nested(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), elements)
+    public mutating func array(_ elements: (inout JSONWriter) throws -> Void) rethrows {
+        try nested(open: UInt8(ascii: "["), close: UInt8(ascii: "]"), elements)
     }
 
     /// An array holding each of `values`.
@@ -36,11 +36,11 @@ public struct JSONWriter {
         }
     }
 
-    private mutating func nested(open: UInt8, close: UInt8, _ body: (inout JSONWriter) -> Void) {
+    private mutating func nested(open: UInt8, close: UInt8, _ body: (inout JSONWriter) throws -> Void) rethrows {
         bytes.append(open)
         let outer = atStart
         atStart = true
-        body(&self)
+        try body(&self)
         atStart = outer
         bytes.append(close)
     }
@@ -96,8 +96,20 @@ public struct JSONWriter {
     /// A stored time (see `StoredTime`) as RFC 3339 UTC text.
     public mutating func member(_ key: StaticString, storedTime: String) {
         self.key(key)
+        var storedTime = storedTime
+        storedTime.withUTF8 { quotedTime($0) }
+    }
+
+    /// A stored time given as UTF-8 bytes that nothing has checked, as `string(utf8:)` takes them.
+    public mutating func storedTime(utf8: UnsafeBufferPointer<UInt8>) {
+        if Self.isASCII(utf8) { return quotedTime(utf8) }
+        var text = String(decoding: utf8, as: UTF8.self)
+        text.withUTF8 { quotedTime($0) }
+    }
+
+    private mutating func quotedTime(_ utf8: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
-        StoredTime.writeRFC3339(storedTime, to: &bytes)
+        StoredTime.writeRFC3339(utf8, to: &bytes)
         bytes.append(UInt8(ascii: "\""))
     }
 
@@ -128,16 +140,28 @@ public struct JSONWriter {
     mutating func raw(_ text: [UInt8]) { bytes += text }
 
     public mutating func string(_ string: String) {
+        var string = string
+        string.withUTF8 { quoted($0) }
+    }
+
+    /// A string given as UTF-8 bytes that nothing has checked (a database column's): ASCII is
+    /// written as it is, without making a `String`; anything else goes through
+    /// `String(decoding:)`, which repairs invalid UTF-8 as every other read does.
+    public mutating func string(utf8: UnsafeBufferPointer<UInt8>) {
+        if Self.isASCII(utf8) { quoted(utf8) } else { string(String(decoding: utf8, as: UTF8.self)) }
+    }
+
+    private static func isASCII(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        !utf8.contains { $0 >= 0x80 }
+    }
+
+    /// Valid UTF-8 between quotes. Most strings need no escaping: they are copied whole.
+    private mutating func quoted(_ utf8: UnsafeBufferPointer<UInt8>) {
         bytes.append(UInt8(ascii: "\""))
-        // Most strings need no escaping: copy them whole.
-        var plain = string
-        let copied = plain.withUTF8 { utf8 -> Bool in
-            for byte in utf8 where byte < 0x20 || byte == 0x22 || byte == 0x5c { return false }
+        if utf8.contains(where: { $0 < 0x20 || $0 == 0x22 || $0 == 0x5c }) {
+            for byte in utf8 { escape(byte) }
+        } else {
             bytes.append(contentsOf: utf8)
-            return true
-        }
-        if !copied {
-            for byte in string.utf8 { escape(byte) }
         }
         bytes.append(UInt8(ascii: "\""))
     }

@@ -17,8 +17,14 @@ public enum StoredTime {
 
     /// Appends `rfc3339(stored)` to `out` without making a string.
     public static func writeRFC3339(_ stored: String, to out: inout [UInt8]) {
+        var stored = stored
+        stored.withUTF8 { writeRFC3339($0, to: &out) }
+    }
+
+    /// The same from the stored form's UTF-8 bytes.
+    public static func writeRFC3339(_ stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         let start = out.count
-        out += stored.utf8
+        out.append(contentsOf: stored)
         let count = out.count - start
         if count > 10 && out[start + 10] == UInt8(ascii: " ") { out[start + 10] = UInt8(ascii: "T") }
         if count > 6 && out[(out.count - 6)...].elementsEqual("+00:00".utf8) { out.removeLast(6) }

@@ -44,7 +44,8 @@ public struct HTTPResponse: Sendable {
         json(status, encoded: value.encoded())
     }
 
-    private static func json(_ status: Int, encoded: [UInt8]) -> HTTPResponse {
+    /// A JSON response from JSON text already written.
+    public static func json(_ status: Int, encoded: [UInt8]) -> HTTPResponse {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: .bytes(encoded))
     }
 

@@ -15,8 +15,8 @@ extension PriviaAPI {
             limit = value
         }
         let cursor = request.query["cursor"].flatMap { $0.isEmpty ? nil : $0 }
-        let page = try conversations.list(userID: caller.user.id, limit: limit, cursor: cursor)
-        var response = HTTPResponse.json(200, page.items)
+        let page = try conversations.listJSON(userID: caller.user.id, limit: limit, cursor: cursor)
+        var response = HTTPResponse.json(200, encoded: page.json)
         if let next = page.nextCursor { response.headers.append(("X-Next-Cursor", next)) }
         return response.by(caller)
     }
