@@ -9,7 +9,7 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 
-SWIFT_BUILD := swift build -c release
+SWIFT_BUILD := scripts/build-release.sh
 PYTHON := .venv/bin/python
 
 .PHONY: all deps build run test unit e2e bench bench-smoke clean
