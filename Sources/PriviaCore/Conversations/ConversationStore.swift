@@ -79,7 +79,7 @@ public final class ConversationStore: Sendable {
 
     /// The same page as `list`, as the JSON array of its summaries, written from the rows
     /// without a `String` or a `ConversationSummary` per conversation on the way: the list is
-    /// the API's most frequent answer, and those were a fifth of its CPU.
+    /// the API's most frequent answer, and making those took about a tenth of its CPU.
     public func listJSON(userID: String, limit: Int? = nil, cursor: String? = nil) throws -> (json: [UInt8], nextCursor: String?) {
         let (sql, arguments) = try Self.listQuery(userID: userID, limit: limit, cursor: cursor)
         var out = JSONWriter(capacity: min(limit ?? 20, 200) * 192)
