@@ -1,8 +1,9 @@
 import Testing
 @testable import PriviaCore
 
-/// The list route writes its JSON straight from SQLite's rows (`listJSON`): it must be the
-/// very text the summaries themselves write (`list`), page for page, whatever the titles hold.
+/// The list is written to JSON straight from SQLite's rows (`listJSON`): it must be the very
+/// text each conversation's own summary writes, in the list's order, page for page, whatever
+/// the titles hold.
 @Suite struct ConversationListJSONTests {
     static let userID = "u-list"
 
@@ -39,12 +40,19 @@ import Testing
         #expect(same, "\(text(written)) is not \(text(expected))", sourceLocation: sourceLocation)
     }
 
+    /// Newest activity first: the order the seeded times give.
+    static let order = (0..<9).reversed().map { "c-\($0)" } + ["c-bad"]
+
+    /// What the list must say for `ids`: each one's summary, read on its own.
+    func expected(_ store: ConversationStore, _ ids: some Sequence<String>) throws -> [UInt8] {
+        try ids.map { try store.summary(userID: Self.userID, id: $0) }.encoded()
+    }
+
     @Test func theWholeListIsTheSummariesText() throws {
         let store = try seeded()
-        let listed = try store.list(userID: Self.userID)
         let written = try store.listJSON(userID: Self.userID)
-        #expect(listed.items.count == 10 && listed.nextCursor == nil && written.nextCursor == nil)
-        expectSame(written.json, listed.items.encoded())
+        #expect(written.nextCursor == nil)
+        expectSame(written.json, try expected(store, Self.order))
         // Valid JSON, with the titles as they went in and the broken bytes repaired.
         let parsed = try JSONParser.parse(text(written.json))
         let titles = parsed.arrayValue?.compactMap { $0["title"]?.stringValue }
@@ -54,19 +62,19 @@ import Testing
         #expect(parsed.arrayValue?.last?["created_at"]?.stringValue == "2026-10-01T08:00:00Z")
     }
 
-    @Test func everyPageAndItsCursorMatch() throws {
+    @Test func pagesFollowEachOtherThroughTheirCursors() throws {
         let store = try seeded()
         var cursor: String?
-        var pages = 0
+        var pages: [[String]] = []
         repeat {
-            let listed = try store.list(userID: Self.userID, limit: 3, cursor: cursor)
             let written = try store.listJSON(userID: Self.userID, limit: 3, cursor: cursor)
-            expectSame(written.json, listed.items.encoded())
-            #expect(written.nextCursor == listed.nextCursor)
+            let page = Array(Self.order.dropFirst(3 * pages.count).prefix(3))
+            expectSame(written.json, try expected(store, page))
+            pages.append(page)
             cursor = written.nextCursor
-            pages += 1
-        } while cursor != nil && pages < 10
-        #expect(pages == 4)
+        } while cursor != nil && pages.count < 10
+        #expect(pages.count == 4 && pages.joined().elementsEqual(Self.order))
         #expect(try store.listJSON(userID: "someone else").json == Array("[]".utf8))
+        #expect(throws: DomainError.self) { try store.listJSON(userID: Self.userID, limit: 3, cursor: "not a cursor") }
     }
 }
