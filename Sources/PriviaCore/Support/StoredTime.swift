@@ -11,17 +11,12 @@ public enum StoredTime {
     /// The stored form as RFC 3339 UTC. Values without a zone are UTC, as Privia wrote them.
     public static func rfc3339(_ stored: String) -> String {
         var bytes: [UInt8] = []
-        writeRFC3339(stored, to: &bytes)
+        var stored = stored
+        stored.withUTF8 { writeRFC3339($0, to: &bytes) }
         return String(decoding: bytes, as: UTF8.self)
     }
 
-    /// Appends `rfc3339(stored)` to `out` without making a string.
-    public static func writeRFC3339(_ stored: String, to out: inout [UInt8]) {
-        var stored = stored
-        stored.withUTF8 { writeRFC3339($0, to: &out) }
-    }
-
-    /// The same from the stored form's UTF-8 bytes.
+    /// Appends `rfc3339` of the stored form's UTF-8 bytes to `out` without making a string.
     public static func writeRFC3339(_ stored: UnsafeBufferPointer<UInt8>, to out: inout [UInt8]) {
         let start = out.count
         out.append(contentsOf: stored)
