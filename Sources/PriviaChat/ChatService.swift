@@ -236,12 +236,19 @@ private final class SinkRelay: GenerationSink {
         return !stopped
     }
 
+    /// A turn that waits on a model or streams slowly is long work: its thread stops counting
+    /// among the process's active threads (see `ActiveThreads`) for the rest of the turn.
+    func willWait() {
+        ActiveThreads.leave()
+    }
+
     func keepGoing() -> Bool {
         if !stopped && !sink.keepGoing() { stopped = true }
         return !stopped
     }
 
     func pause(for duration: Duration) -> Bool {
+        willWait()
         if !stopped && !sink.pause(for: duration) { stopped = true }
         return !stopped
     }

@@ -70,10 +70,14 @@ public protocol GenerationSink: AnyObject {
     /// which may end the wait early. A transport that can wait on its connection does so in
     /// one call; the default sleeps in slices and asks `keepGoing` between them.
     func pause(for duration: Duration) -> Bool
+    /// Says the generation is about to wait on something slow (a provider's answer, a delay),
+    /// so its carrier can treat the turn as long work from here on. By default nothing.
+    func willWait()
 }
 
 extension GenerationSink {
     public func pause(for duration: Duration) -> Bool { SlicedPause.wait(duration, keepGoing: keepGoing) }
+    public func willWait() {}
 }
 
 /// Sleeping in slices of at most 50 ms, asking between them whether to go on, so a stop lands

@@ -29,6 +29,7 @@ public struct StubEngine: ChatEngine {
 
     public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
         var produced = ""
+        if tokenDelay > .zero { sink.willWait() }
         for piece in Self.pieces {
             guard tokenDelay <= .zero || sink.pause(for: tokenDelay), sink.token(piece) else { break }
             produced += piece

@@ -9,5 +9,6 @@ final class ThreadMutex: @unchecked Sendable {
         mutex.deallocate()
     }
     func lock() { pthread_mutex_lock(mutex) }
+    func tryLock() -> Bool { pthread_mutex_trylock(mutex) == 0 }
     func unlock() { pthread_mutex_unlock(mutex) }
 }

@@ -16,7 +16,7 @@ public enum PoolProcess {
             } catch {
                 fail("worker cannot start: \(error)")
             }
-            Worker(listenSocket: listenFD, threads: configuration.threads, maxRequests: configuration.maxRequestsPerWorker,
+            Worker(listenSocket: listenFD, threads: configuration.threads, activeThreads: configuration.activeThreads, maxRequests: configuration.maxRequestsPerWorker,
                    responder: responder).run()
         }
         do {

@@ -16,6 +16,7 @@ import Synchronization
 public final class Worker: @unchecked Sendable {
     private let listenSocket: Int32
     private let threadCount: Int
+    private let activeThreads: Int
     private let responder: HTTPResponder
     private let maxRequests: Int
     private let acceptLock = ThreadMutex()
@@ -24,9 +25,10 @@ public final class Worker: @unchecked Sendable {
     private let pid = getpid()
     static let acceptPollMilliseconds: Int32 = 200
 
-    public init(listenSocket: Int32, threads: Int, maxRequests: Int, responder: HTTPResponder) {
+    public init(listenSocket: Int32, threads: Int, activeThreads: Int, maxRequests: Int, responder: HTTPResponder) {
         self.listenSocket = listenSocket
         self.threadCount = threads
+        self.activeThreads = activeThreads
         self.maxRequests = maxRequests
         self.responder = responder
     }
@@ -42,6 +44,7 @@ public final class Worker: @unchecked Sendable {
         for number in [SIGTERM, SIGINT, SIGQUIT, SIGHUP] { sigaddset(&stopSignals, number) }
         // Block them before starting threads so only this thread receives them (threads inherit the mask).
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
+        ActiveThreads.process.setLimit(activeThreads)
 
         var threads: [pthread_t] = []
         for index in 0..<threadCount {
@@ -88,22 +91,32 @@ public final class Worker: @unchecked Sendable {
             let response = responder.respond(to: httpRequest)
             exchange.write(response)
             FCGX_Finish_r(request)
+            ActiveThreads.process.handOverIfAwaited()
             RequestLog.write(httpRequest, response, started: started, pid: pid)
             let count = served.add(1, ordering: .relaxed).newValue
             if maxRequests > 0 && count >= maxRequests { stopping.store(true, ordering: .releasing) }
         }
+        ActiveThreads.process.end()
         FCGX_Free(request, 1)
     }
 
     /// Waits for the next connection as the leader; false once the worker is stopping.
     private func accept(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
-        acceptLock.lock()
+        // A thread keeps its place among the active threads from one request to the next (see
+        // ActiveThreads), but not while it waits for the accept lock: its holder may be polling
+        // an idle socket.
+        if !acceptLock.tryLock() {
+            ActiveThreads.process.end()
+            acceptLock.lock()
+        }
         defer { acceptLock.unlock() }
         while !stopping.load(ordering: .acquiring) {
             // Accept first and wait only when nothing is queued: under load a connection is
             // usually waiting, and the poll before it was one more system call per request.
+            ActiveThreads.process.begin()
             let rc = FCGX_Accept_r(request)
             if rc >= 0 { return true }
+            ActiveThreads.process.end()
             // -EAGAIN: nothing queued, or another process took that connection. Anything else: log and go on.
             if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
                 ProcessLog.error("accept failed", [("rc", .int(Int(rc)))])
@@ -113,6 +126,7 @@ public final class Worker: @unchecked Sendable {
             var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, Self.acceptPollMilliseconds)
         }
+        ActiveThreads.process.end()
         return false
     }
 }

@@ -150,6 +150,8 @@ final class RecordingSink: GenerationSink {
     var stopAfterTokens: Int?
     var stopAt: Date?
     private(set) var stopRequested: Date?
+    /// How many tokens had arrived when the engine first said it would wait.
+    private(set) var tokensBeforeFirstWait: Int?
 
     init(stopAfterTokens: Int? = nil, stopAfterSeconds: Double? = nil) {
         self.stopAfterTokens = stopAfterTokens
@@ -163,6 +165,10 @@ final class RecordingSink: GenerationSink {
         }
         tokens.append(text)
         return true
+    }
+
+    func willWait() {
+        tokensBeforeFirstWait = tokensBeforeFirstWait ?? tokens.count
     }
 
     func keepGoing() -> Bool {

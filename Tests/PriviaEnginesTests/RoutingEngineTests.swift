@@ -40,6 +40,15 @@ import Testing
         return (result, try fake.requests(tag: tag), tag)
     }
 
+    /// A provider's turn is long work for its carrier: it says so before it waits for the first token.
+    @Test func aProviderTurnSaysItWillWaitBeforeItsFirstToken() throws {
+        let catalog = catalog([("primary", "stream:tokens=3:tag=\(FakeProvider.tag())")], fallback: [])
+        let sink = RecordingSink()
+        _ = try engine(catalog).generate(userContext(model: "primary"), sink: sink)
+        #expect(sink.tokens.count == 3)
+        #expect(sink.tokensBeforeFirstWait == 0)
+    }
+
     @Test func fallsBackWhenTheProviderCannotBeReached() throws {
         let (result, requests, _) = try fallsBack(from: "stream", baseURL: "http://127.0.0.1:\(FakeProvider.unusedPort())/v1")
         #expect(result.content == "tok0 tok1 tok2 " && result.model == "backup")

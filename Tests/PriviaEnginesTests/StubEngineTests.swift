@@ -9,6 +9,8 @@ final class CountingSink: GenerationSink {
         return stopAfter.map { tokens.count < $0 } ?? true
     }
     func keepGoing() -> Bool { stopAfter.map { tokens.count < $0 } ?? true }
+    var waits = 0
+    func willWait() { waits += 1 }
 }
 
 @Suite struct StubEngineTests {
@@ -30,6 +32,17 @@ final class CountingSink: GenerationSink {
         let result = try StubEngine().generate(EngineContext(userID: "u", conversationID: "c", history: history), sink: CountingSink())
         #expect(result.usage?.inputTokens == 5)
         #expect(result.usage?.outputTokens == StubEngine.reply.split(separator: " ").count)
+    }
+
+    /// Only a stub with a delay between tokens is long work for the carrier (see ActiveThreads).
+    @Test func saysItWillWaitOnlyWhenItHasADelay() throws {
+        let immediate = CountingSink()
+        _ = try StubEngine().generate(context, sink: immediate)
+        #expect(immediate.waits == 0)
+        let delayed = CountingSink()
+        delayed.stopAfter = 2
+        _ = try StubEngine(tokenDelayMilliseconds: 1).generate(context, sink: delayed)
+        #expect(delayed.waits == 1)
     }
 
     @Test func stopsWhenTheSinkSaysSo() throws {

@@ -15,7 +15,7 @@ public struct PasswordHasher: Sendable {
 
     public func hash(_ password: String) -> String {
         let salt = Crypto.randomBytes(16)
-        let derived = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: salt, iterations: iterations)
+        let derived = Self.derive(password: Array(password.utf8), salt: salt, iterations: iterations)
         return "pbkdf2_sha256$\(iterations)$\(salt.hex)$\(derived.hex)"
     }
 
@@ -29,11 +29,11 @@ public struct PasswordHasher: Sendable {
         let passwordBytes = Array(password.utf8)
         if parts.count == 4, parts[0] == "pbkdf2_sha256", let rounds = Int(parts[1]), rounds > 0,
            let salt = [UInt8](hex: String(parts[2])), let expected = [UInt8](hex: String(parts[3])), !expected.isEmpty {
-            let derived = Crypto.pbkdf2SHA256(password: passwordBytes, salt: salt, iterations: rounds, length: expected.count)
+            let derived = Self.derive(password: passwordBytes, salt: salt, iterations: rounds, length: expected.count)
             return Crypto.constantTimeEquals(derived, expected) ? .match(needsRehash: rounds < iterations) : .mismatch
         }
         if parts.count == 2, let expected = [UInt8](hex: String(parts[1])), !expected.isEmpty {
-            let derived = Crypto.pbkdf2SHA256(password: passwordBytes, salt: Array(parts[0].utf8),
+            let derived = Self.derive(password: passwordBytes, salt: Array(parts[0].utf8),
                                               iterations: Self.legacyIterations, length: expected.count)
             return Crypto.constantTimeEquals(derived, expected) ? .match(needsRehash: true) : .mismatch
         }
@@ -43,8 +43,14 @@ public struct PasswordHasher: Sendable {
     /// Spends the same time as a real verification, for a login whose email is unknown,
     /// so response time does not reveal which emails have accounts.
     public func burnEquivalentTime(_ password: String) {
-        _ = Crypto.pbkdf2SHA256(password: Array(password.utf8), salt: Self.dummySalt, iterations: iterations)
+        _ = Self.derive(password: Array(password.utf8), salt: Self.dummySalt, iterations: iterations)
     }
 
     private static let dummySalt = Crypto.randomBytes(16)
+
+    /// PBKDF2 takes a few hundred milliseconds of CPU by design: the thread steps aside from
+    /// the active threads meanwhile, so sign-ins do not hold up short requests.
+    private static func derive(password: [UInt8], salt: [UInt8], iterations: Int, length: Int = 32) -> [UInt8] {
+        ActiveThreads.stepAside { Crypto.pbkdf2SHA256(password: password, salt: salt, iterations: iterations, length: length) }
+    }
 }

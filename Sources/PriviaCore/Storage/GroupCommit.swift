@@ -29,6 +29,8 @@ final class GroupCommit: @unchecked Sendable {
         var failure: Error?
         var done = false
         let wakeup = DispatchSemaphore(value: 0)
+        /// Where its thread held a place among the active threads: it is woken with one.
+        var place: ActiveThreads?
         init(_ work: @escaping (SQLiteConnection) throws -> Void) { self.work = work }
     }
 
@@ -61,13 +63,18 @@ final class GroupCommit: @unchecked Sendable {
         try withoutActuallyEscaping(body) { body in
             var result: T?
             let job = Job { connection in result = try body(connection) }
+            job.place = ActiveThreads.current
             lock.lock()
             queue.append(job)
             let follows = leading
             leading = true
             lock.unlock()
             // Woken once: either the job is done, or it is the oldest one queued and now leads.
-            if follows { job.wakeup.wait() }
+            if follows {
+                // The place goes to other requests while this one waits for its batch.
+                job.place?.setAside()
+                job.wakeup.wait()
+            }
             while !job.done { lead(job) }
             if let failure = job.failure { throw failure }
             return result!
@@ -84,7 +91,7 @@ final class GroupCommit: @unchecked Sendable {
         let walFrames = run(batch)
         for job in batch {
             job.done = true
-            if job !== own { job.wakeup.signal() }
+            if job !== own { wake(job) }
         }
 
         lock.lock()
@@ -94,11 +101,15 @@ final class GroupCommit: @unchecked Sendable {
         } else if own.done {
             let next = queue[0]
             lock.unlock()
-            next.wakeup.signal()
+            wake(next)
         } else {
             lock.unlock()
         }
-        if own.done && walFrames >= Self.checkpointFrames { checkpoint() }
+        if own.done && walFrames >= Self.checkpointFrames { ActiveThreads.stepAside(checkpoint) }
+    }
+
+    private func wake(_ job: Job) {
+        if let place = job.place { place.wake(job.wakeup) } else { job.wakeup.signal() }
     }
 
     /// Copies the WAL back into the database on the checkpointer connection, outside any batch

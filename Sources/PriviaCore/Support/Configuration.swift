@@ -10,6 +10,8 @@ public struct Configuration: Sendable {
     public var migrationsDirectory: String
     public var workers: Int
     public var threads: Int
+    /// How many of a worker's threads work on requests at once (see `ActiveThreads`).
+    public var activeThreads: Int
     public var stubDelayMilliseconds: Int
     public var oauthExchangeSecret: String?
     public var passwordIterations: Int
@@ -51,6 +53,7 @@ public struct Configuration: Sendable {
             migrationsDirectory: env["PRIVIA_MIGRATIONS_DIR"] ?? defaultMigrationsDirectory(),
             workers: try int("PRIVIA_WORKERS", 2, 1...64),
             threads: try int("PRIVIA_THREADS", 256, 1...4096),
+            activeThreads: try int("PRIVIA_ACTIVE_THREADS", 4, 1...4096),
             stubDelayMilliseconds: try int("PRIVIA_STUB_DELAY_MS", 0, 0...60_000),
             oauthExchangeSecret: env["PRIVIA_OAUTH_EXCHANGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
             passwordIterations: try int("PRIVIA_PASSWORD_ITERATIONS", PasswordHasher.defaultIterations,

@@ -69,6 +69,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
             url: configuration.endpoint, headers: headers(), body: try requestBody(context),
             connectTimeoutSeconds: configuration.connectTimeoutSeconds, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
             totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy)
+        sink.willWait()
         let response = StreamingPost.perform(request, receiver: run)
         let successful = (200..<300).contains(response.status)
 

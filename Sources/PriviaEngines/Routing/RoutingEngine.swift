@@ -55,6 +55,7 @@ public struct RoutingEngine: ChatEngine {
                     guard error.retryable else { throw error }
                     if !waited, let delay = error.retryAfterSeconds, delay <= maxRetryAfterWaitSeconds {
                         waited = true
+                        watch.willWait()
                         guard watch.pause(for: .milliseconds(Int(delay * 1000))) else { return stopped(model) }
                         continue
                     }
@@ -102,4 +103,5 @@ private final class DeliveryWatch: GenerationSink {
 
     func keepGoing() -> Bool { sink.keepGoing() }
     func pause(for duration: Duration) -> Bool { sink.pause(for: duration) }
+    func willWait() { sink.willWait() }
 }
