@@ -87,13 +87,26 @@ public final class ChatService: Sendable {
     }
 
     private func ask(_ db: SQLiteConnection, userID: String, _ request: TurnRequest) throws -> PreparedTurn {
-        let conversation: ConversationSummary
-        if let id = request.conversationID {
-            conversation = try conversations.summary(db, userID: userID, id: id)
-        } else {
-            conversation = try conversations.openEmpty(db, userID: userID, title: nil).0
-        }
         let now = StoredTime.now()
+        let conversationID: String
+        if let id = request.conversationID {
+            conversationID = try countQuestion(db, userID: userID, in: try conversations.summary(db, userID: userID, id: id), request, at: now)
+        } else if let empty = try conversations.empty(db, userID: userID) {
+            conversationID = try countQuestion(db, userID: userID, in: empty, request, at: now)
+        } else {
+            let title = Self.title(fromPrompt: request.question) ?? ConversationStore.defaultTitle
+            conversationID = try conversations.start(db, userID: userID, title: title, at: now).id
+        }
+        let messageID = newID()
+        try db.run("INSERT INTO messages (id, conversation_id, role, content, timestamp, status) VALUES (?, ?, 'user', ?, ?, 'complete')",
+                   [messageID, conversationID, request.question, now])
+        return PreparedTurn(userID: userID, conversationID: conversationID, userMessageID: messageID, request: request)
+    }
+
+    /// Counts the question in a conversation that exists; an empty one becomes active and takes
+    /// its title from the question unless it has one of its own. Returns the conversation's id.
+    private func countQuestion(_ db: SQLiteConnection, userID: String, in conversation: ConversationSummary,
+                               _ request: TurnRequest, at now: String) throws -> String {
         if conversation.status == "empty" {
             let untitled = conversation.title.isBlank
                 || conversation.title == ConversationStore.defaultTitle
@@ -107,10 +120,7 @@ public final class ChatService: Sendable {
         } else {
             try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?", [now, conversation.id])
         }
-        let messageID = newID()
-        try db.run("INSERT INTO messages (id, conversation_id, role, content, timestamp, status) VALUES (?, ?, 'user', ?, ?, 'complete')",
-                   [messageID, conversation.id, request.question, now])
-        return PreparedTurn(userID: userID, conversationID: conversation.id, userMessageID: messageID, request: request)
+        return conversation.id
     }
 
     /// Regenerate: drop the last answer and answer the last question again. Edit: also replace

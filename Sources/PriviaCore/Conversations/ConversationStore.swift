@@ -51,10 +51,7 @@ public final class ConversationStore: Sendable {
     }
 
     public func openEmpty(_ db: SQLiteConnection, userID: String, title: String?) throws -> (ConversationSummary, created: Bool) {
-        if let existing = try db.first("SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ? AND c.status = 'empty' LIMIT 1",
-                                       [userID], Self.summary) {
-            return (existing, false)
-        }
+        if let existing = try empty(db, userID: userID) { return (existing, false) }
         let cleaned = try title.map(Self.validTitle) ?? Self.defaultTitle
         let now = StoredTime.now()
         let summary = ConversationSummary(id: newID(), title: cleaned, status: "empty", createdAt: now, updatedAt: now, messageCount: 0)
@@ -62,6 +59,23 @@ public final class ConversationStore: Sendable {
                    [summary.id, userID, summary.title, now, now])
         try WorkspaceEvents.record(db, userID: userID, kind: "conversation.created", payload: ["conversation": summary.json])
         return (summary, true)
+    }
+
+    /// The user's empty conversation, if there is one.
+    public func empty(_ db: SQLiteConnection, userID: String) throws -> ConversationSummary? {
+        try db.first("SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ? AND c.status = 'empty' LIMIT 1",
+                     [userID], Self.summary)
+    }
+
+    /// A conversation that starts with a first message the caller inserts: active, titled and
+    /// counting that message from its first row, so the user's other tabs get one
+    /// `conversation.created` with its title, and no rename after it.
+    public func start(_ db: SQLiteConnection, userID: String, title: String, at now: String) throws -> ConversationSummary {
+        let summary = ConversationSummary(id: newID(), title: title, status: "active", createdAt: now, updatedAt: now, messageCount: 1)
+        try db.run("INSERT INTO conversations (id, user_id, title, created_at, updated_at, status, message_count) VALUES (?, ?, ?, ?, ?, 'active', 1)",
+                   [summary.id, userID, summary.title, now, now])
+        try WorkspaceEvents.record(db, userID: userID, kind: "conversation.created", payload: ["conversation": summary.json])
+        return summary
     }
 
     /// A page of the user's conversations, newest activity first, as the JSON array of their
