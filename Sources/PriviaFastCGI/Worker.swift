@@ -13,6 +13,9 @@ import Synchronization
 /// avoids a thundering herd of hundreds of threads per connection and needs no signals to
 /// stop: the listening socket is non-blocking, so a thread that loses the race to another
 /// process gets EAGAIN back from `FCGX_Accept_r` instead of blocking.
+///
+/// At most `activeThreads` of them work on requests at once (`ActiveThreads`): a thread takes
+/// a place before it accepts and keeps it for its next request.
 public final class Worker: @unchecked Sendable {
     private let listenSocket: Int32
     private let threadCount: Int
@@ -65,7 +68,7 @@ public final class Worker: @unchecked Sendable {
             }
             threads.append(thread)
         }
-        ProcessLog.info("worker ready", [("threads", .int(threads.count))])
+        ProcessLog.info("worker ready", [("threads", .int(threads.count)), ("active_threads", .int(activeThreads))])
 
         // Wait for a stop signal, or for a thread to notice max_requests was reached.
         var timeout = timespec(tv_sec: 0, tv_nsec: 250_000_000)
