@@ -124,17 +124,9 @@ import Testing
         #expect(ActiveThreads.process.workingNow == 0)
     }
 
-    /// A group commit on a fresh file with one table, and a second connection to read it back.
-    func scratch() throws -> (GroupCommit, SQLiteConnection) {
-        let path = FileManager.default.temporaryDirectory.appendingPathComponent("active-threads-\(newID()).db").path
-        let reader = try SQLiteConnection(path: path)
-        try reader.execute("CREATE TABLE notes (text TEXT NOT NULL)")
-        return (GroupCommit(databasePath: path), reader)
-    }
-
     @Test func aWriteWaitingForItsBatchGivesItsPlaceToAnotherRequest() throws {
         let limiter = ActiveThreads(limit: 2)
-        let (commit, reader) = try scratch()
+        let (commit, reader) = try GroupCommitTests().scratch()
         let log = Log()
         let entered = DispatchSemaphore(value: 0)
         let release = DispatchSemaphore(value: 0)
@@ -174,7 +166,7 @@ import Testing
 
     @Test func manyWritersWithFewPlacesAllCommit() throws {
         let limiter = ActiveThreads(limit: 2)
-        let (commit, reader) = try scratch()
+        let (commit, reader) = try GroupCommitTests().scratch()
         let group = DispatchGroup()
         for index in 0..<32 {
             spawn(group) {
