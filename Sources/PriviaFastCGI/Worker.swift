@@ -99,7 +99,6 @@ public final class Worker: @unchecked Sendable {
             let count = served.add(1, ordering: .relaxed).newValue
             if maxRequests > 0 && count >= maxRequests { stopping.store(true, ordering: .releasing) }
         }
-        ActiveThreads.process.end()
         FCGX_Free(request, 1)
     }
 
@@ -129,6 +128,7 @@ public final class Worker: @unchecked Sendable {
             var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, Self.acceptPollMilliseconds)
         }
+        // Stopping: the serve loop ends here, so no place is kept past it.
         ActiveThreads.process.end()
         return false
     }
