@@ -59,7 +59,9 @@ public final class ChatService: Sendable {
 
     /// Everything before the engine runs, in one transaction: the budget, an idempotent replay,
     /// the conversation (the given one, else the user's empty one, else a new one), its title
-    /// and status, and the user's message.
+    /// and status, the user's message, and the history the engine will see. The history is read
+    /// here, from the pages the question's insert has just touched, rather than in a read
+    /// transaction of its own.
     public func prepare(userID: String, _ request: TurnRequest) throws -> PreparedTurn {
         let blank = request.question.isBlank
         if blank && request.action != .regenerate { throw DomainError.invalid("Question is required") }
@@ -73,11 +75,12 @@ public final class ChatService: Sendable {
         try usage.checkBudget(userID: userID)
         return try database.write { db in
             if let key = request.idempotencyKey, let replay = try replay(db, userID: userID, key: key, request) { return replay }
-            let turn: PreparedTurn
+            var turn: PreparedTurn
             switch request.action {
             case .ask: turn = try ask(db, userID: userID, request)
             case .regenerate, .edit: turn = try redo(db, userID: userID, request)
             }
+            turn.history = try conversations.history(db, conversationID: turn.conversationID, limit: catalog.historyMessages)
             if let key = request.idempotencyKey {
                 try db.run("INSERT INTO turn_requests (user_id, idempotency_key, conversation_id, user_message_id, created_at) VALUES (?, ?, ?, ?, ?)",
                            [userID, key, turn.conversationID, turn.userMessageID, StoredTime.now()])
@@ -168,7 +171,7 @@ public final class ChatService: Sendable {
             if !replay.answer.isEmpty { _ = sink.token(replay.answer) }
             return replay
         }
-        let history = try conversations.history(conversationID: turn.conversationID, limit: catalog.historyMessages)
+        let history = turn.history
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)

@@ -37,6 +37,8 @@ public struct PreparedTurn: Sendable {
     public var conversationID: String
     public var userMessageID: String
     public var request: TurnRequest
+    /// The last messages, the question included, oldest first: what the engine sees. Empty for a replay.
+    public var history: [ChatMessage] = []
     public var replay: TurnOutcome?
 }
 

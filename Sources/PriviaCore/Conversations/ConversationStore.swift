@@ -164,11 +164,9 @@ public final class ConversationStore: Sendable {
     /// The roles and texts of the last `limit` messages, oldest first: the history an engine sees.
     /// Read newest first, as the index gives them, and turned round here: sorting them back in
     /// SQL copied every text into a temporary b-tree.
-    public func history(conversationID: String, limit: Int) throws -> [ChatMessage] {
-        try database.read { db in
-            try db.all("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?",
-                       [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }
-        }.reversed()
+    public func history(_ db: SQLiteConnection, conversationID: String, limit: Int) throws -> [ChatMessage] {
+        try db.all("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?",
+                   [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }.reversed()
     }
 
     static func validTitle(_ raw: String) throws -> String {
