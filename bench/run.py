@@ -380,9 +380,9 @@ class Bench:
         s = self.s
         most_streams = max(s.streams) if s.wants("streams") else 0
         most_sockets = max(s.sockets) if s.wants("sockets-held") else 0
-        workers = int(s.workers or 2)
+        workers = int(s.workers or 1)  # Privia's default
         # Each held stream holds one pool thread: N plus a margin for everything else.
-        threads = max(int(s.threads or 256), -(-int(most_streams * 1.1 + 64) // workers))
+        threads = max(int(s.threads or 512), -(-int(most_streams * 1.1 + 64) // workers))
         env = {"PRIVIA_STUB_DELAY_MS": str(s.stream_delay), "PRIVIA_WORKERS": str(workers),
                "PRIVIA_THREADS": str(min(threads, 4096))}
         # Each held stream or socket is two nginx connections (client + upstream); nginx's

@@ -85,4 +85,21 @@ import Testing
         #expect { try Configuration.fromEnvironment(["PRIVIA_WORKERS": "lots", "PRIVIA_DATA_DIR": "/tmp/privia-config-test"]) }
             throws: { "\($0)".contains("PRIVIA_WORKERS") }
     }
+
+    /// One worker by default, and about four working threads per core shared among the workers:
+    /// an operator who raises PRIVIA_WORKERS gets fewer per worker, not more in all.
+    @Test func activeThreadsFollowTheCoresAndTheWorkers() throws {
+        let base = ["PRIVIA_DATA_DIR": "/tmp/privia-config-test"]
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let defaults = try Configuration.fromEnvironment(base)
+        #expect(defaults.workers == 1)
+        #expect(defaults.activeThreads == max(2, 4 * cores))
+        let two = try Configuration.fromEnvironment(base.merging(["PRIVIA_WORKERS": "2"]) { $1 })
+        #expect(two.activeThreads == max(2, 2 * cores))
+        #expect(Configuration.defaultActiveThreads(workers: 1, cores: 2) == 8)
+        #expect(Configuration.defaultActiveThreads(workers: 2, cores: 2) == 4)
+        #expect(Configuration.defaultActiveThreads(workers: 16, cores: 2) == 2)
+        let set = try Configuration.fromEnvironment(base.merging(["PRIVIA_ACTIVE_THREADS": "3"]) { $1 })
+        #expect(set.activeThreads == 3)
+    }
 }

@@ -46,14 +46,17 @@ public struct Configuration: Sendable {
             }
             return value
         }
+        let workers = try int("PRIVIA_WORKERS", 1, 1...64)
         let config = Configuration(
             environment: environment,
             dataDirectory: dataDirectory,
             secretKey: try resolveSecret(env: env, environment: environment, dataDirectory: dataDirectory),
             migrationsDirectory: env["PRIVIA_MIGRATIONS_DIR"] ?? defaultMigrationsDirectory(),
-            workers: try int("PRIVIA_WORKERS", 2, 1...64),
-            threads: try int("PRIVIA_THREADS", 256, 1...4096),
-            activeThreads: try int("PRIVIA_ACTIVE_THREADS", 4, 1...4096),
+            workers: workers,
+            threads: try int("PRIVIA_THREADS", 512, 1...4096),
+            activeThreads: try int("PRIVIA_ACTIVE_THREADS",
+                                   defaultActiveThreads(workers: workers, cores: ProcessInfo.processInfo.activeProcessorCount),
+                                   1...4096),
             stubDelayMilliseconds: try int("PRIVIA_STUB_DELAY_MS", 0, 0...60_000),
             oauthExchangeSecret: env["PRIVIA_OAUTH_EXCHANGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
             passwordIterations: try int("PRIVIA_PASSWORD_ITERATIONS", PasswordHasher.defaultIterations,
@@ -65,6 +68,13 @@ public struct Configuration: Sendable {
                                 dailyCost: try decimal("PRIVIA_DAILY_COST_LIMIT"))
         )
         return config
+    }
+
+    /// About four threads per core at work across all workers, at least two per worker: 8 for
+    /// one worker on two cores. Fewer left cores idle while a batch committed; many more let
+    /// the kernel time-slice requests and stretch the tail (bench/README.md, tuning knobs).
+    public static func defaultActiveThreads(workers: Int, cores: Int) -> Int {
+        max(2, 4 * max(1, cores) / max(1, workers))
     }
 
     private static func absolute(_ path: String) -> String {
