@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sqlite3
+import struct
 import subprocess
 import threading
 import time
@@ -140,3 +142,68 @@ def test_the_pools_processes_allocate_with_jemalloc_and_its_settings(stack):
         executable = os.readlink(f"/proc/{pid}/exe")
         symbols = subprocess.run(["nm", "-D", "--defined-only", executable], capture_output=True, text=True, check=True)
         assert " malloc_conf" in symbols.stdout
+
+
+def fastcgi_health_request(socket_path: Path) -> socket.socket:
+    """Opens a connection to the pool and sends GET /api/health as nginx would (request 1,
+    no FCGI_KEEP_CONN), then returns the connection unread."""
+    def record(kind: int, content: bytes) -> bytes:
+        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+
+    def pair(name: str, value: str) -> bytes:
+        return bytes([len(name), len(value)]) + name.encode() + value.encode()
+
+    params = b"".join(pair(n, v) for n, v in [
+        ("REQUEST_METHOD", "GET"), ("REQUEST_URI", "/api/health"), ("DOCUMENT_URI", "/api/health"),
+        ("QUERY_STRING", ""), ("REMOTE_ADDR", "127.0.0.1"), ("REQUEST_ID", "f" * 32)])
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    connection.settimeout(10)
+    connection.connect(str(socket_path))
+    connection.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"") + record(5, b""))
+    return connection
+
+
+def read_until_end_request(connection: socket.socket) -> bytes:
+    received = b""
+    while True:
+        chunk = connection.recv(65536)
+        assert chunk, f"the pool closed before FCGI_END_REQUEST: {received!r}"
+        received += chunk
+        # Each record: an 8-byte header, content, padding; type 3 is FCGI_END_REQUEST.
+        offset = 0
+        while offset + 8 <= len(received):
+            _, kind, _, length, padding = struct.unpack(">BBHHBx", received[offset:offset + 8])
+            if kind == 3 and offset + 8 + length <= len(received):
+                return received
+            offset += 8 + length + padding
+
+
+def test_a_peer_that_keeps_its_end_open_does_not_hold_the_pools_thread(make_stack):
+    """nginx closes the upstream connection after a request's end, but a slow or stuck one
+    may not at once. The pool closes its side as soon as the response is written, so with
+    one thread a second request is served while the first connection is still open (and
+    even written to: libfcgi's default waits for the peer's close, for 2 s at each read)."""
+    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "1"}, name="linger")
+    first = fastcgi_health_request(stack.fcgi_socket)
+    assert b"Status: 200" in read_until_end_request(first)
+    keep_writing = threading.Event()
+
+    def trickle():
+        while not keep_writing.is_set():
+            try:
+                first.send(b"\0")
+            except OSError:  # the pool closed its end: what this test expects
+                return
+            time.sleep(0.05)
+
+    writer = threading.Thread(target=trickle, daemon=True)
+    writer.start()
+    try:
+        second = fastcgi_health_request(stack.fcgi_socket)
+        second.settimeout(5)
+        assert b"Status: 200" in read_until_end_request(second), "the second request was not served"
+        second.close()
+    finally:
+        keep_writing.set()
+        writer.join()
+        first.close()
