@@ -1,6 +1,6 @@
 """The pool's process model seen from a client: a graceful stop lets a slow request finish,
-a reload replaces every worker without failing a request, and health reports a database
-that cannot be written."""
+a reload replaces every worker without failing a request, health reports a database that
+cannot be written, and a peer that keeps its connection open does not keep a thread."""
 
 from __future__ import annotations
 
