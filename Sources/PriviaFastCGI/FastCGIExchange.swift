@@ -68,8 +68,18 @@ final class FastCGIExchange: ResponseStream {
             }
             body.removeLast(length - Int(max(0, read)))
         }
+        drainInput()
         return HTTPRequest(method: params["REQUEST_METHOD"] ?? "GET", path: path, query: query, headers: headers,
                            body: body, requestID: params["REQUEST_ID"] ?? "", remoteAddress: params["REMOTE_ADDR"] ?? "")
+    }
+
+    /// Reads the request's input to its end (the empty FCGI_STDIN record the peer sends after
+    /// the body), discarding whatever is past `maxBodyBytes`. The worker closes the connection
+    /// as soon as the response is written; closing it on a peer still sending would break
+    /// that peer's pipe (nginx would answer 502 for a response it never read).
+    private func drainInput() {
+        var scratch = [CChar](repeating: 0, count: 4096)
+        while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
     }
 
     /// Writes the CGI status line and headers, then the body (or runs the stream producer).

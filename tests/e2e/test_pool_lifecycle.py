@@ -144,11 +144,18 @@ def test_the_pools_processes_allocate_with_jemalloc_and_its_settings(stack):
         assert " malloc_conf" in symbols.stdout
 
 
-def fastcgi_health_request(socket_path: Path) -> socket.socket:
+def fastcgi_record(kind: int, content: bytes) -> bytes:
+    return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+
+
+FCGI_STDIN_END = fastcgi_record(5, b"")
+
+
+def fastcgi_health_request(socket_path: Path, *, end_input: bool = True) -> socket.socket:
     """Opens a connection to the pool and sends GET /api/health as nginx would (request 1,
-    no FCGI_KEEP_CONN), then returns the connection unread."""
-    def record(kind: int, content: bytes) -> bytes:
-        return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+    no FCGI_KEEP_CONN), then returns the connection unread. Without `end_input`, the empty
+    FCGI_STDIN record that ends the request is left for the caller to send."""
+    record = fastcgi_record
 
     def pair(name: str, value: str) -> bytes:
         return bytes([len(name), len(value)]) + name.encode() + value.encode()
@@ -159,7 +166,8 @@ def fastcgi_health_request(socket_path: Path) -> socket.socket:
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(10)
     connection.connect(str(socket_path))
-    connection.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"") + record(5, b""))
+    connection.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"")
+                       + (FCGI_STDIN_END if end_input else b""))
     return connection
 
 
@@ -207,3 +215,21 @@ def test_a_peer_that_keeps_its_end_open_does_not_hold_the_pools_thread(make_stac
         keep_writing.set()
         writer.join()
         first.close()
+
+
+def test_a_request_whose_end_comes_late_is_answered_after_it(make_stack):
+    """The pool answers a request only once it has all of it, up to the empty FCGI_STDIN
+    record that ends it, so that closing the connection after the response never cuts off a
+    peer still sending (nginx, sending a large body, would get a broken pipe and answer 502)."""
+    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "1"}, name="late-end")
+    connection = fastcgi_health_request(stack.fcgi_socket, end_input=False)
+    connection.settimeout(0.3)
+    try:
+        early = connection.recv(65536)
+    except TimeoutError:
+        early = b""
+    assert early == b"", f"the pool answered before the request's end: {early!r}"
+    connection.settimeout(10)
+    connection.sendall(FCGI_STDIN_END)  # a broken pipe here: the pool had closed on us
+    assert b"Status: 200" in read_until_end_request(connection)
+    connection.close()
