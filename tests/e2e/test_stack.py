@@ -212,6 +212,20 @@ def test_oversized_body_is_refused_with_json_413(stack):
     assert r.json()["code"] == "VALIDATION"
 
 
+def test_a_body_just_under_the_limit_is_read_and_answered_never_cut_off(stack, user_token):
+    """A question of almost a megabyte (a pasted document) goes through nginx in several
+    writes, then the empty record that ends it; the pool answers it whole and closes the
+    connection only after reading all of the request (closing on nginx while it still writes
+    would break its pipe: a 502)."""
+    question = "q" * (1024 * 1024 - 1024)  # under client_max_body_size (1m) with the JSON around it
+    with stack.client() as client:
+        for _ in range(2):
+            r = client.post("/api/query", headers={"Authorization": f"Bearer {user_token}"},
+                            json={"question": question})
+            assert r.status_code == 200, (r.status_code, r.text[:200])
+            assert r.json()["answer"]
+
+
 # ---------------------------------------------------------------------------
 # SSE through nginx
 # ---------------------------------------------------------------------------
