@@ -78,8 +78,10 @@ final class FastCGIExchange: ResponseStream {
     /// as soon as the response is written; closing it on a peer still sending would break
     /// that peer's pipe (nginx would answer 502 for a response it never read).
     private func drainInput() {
-        var scratch = [CChar](repeating: 0, count: 4096)
-        while FCGX_GetStr(&scratch, Int32(scratch.count), request.pointee.in) > 0 {}
+        // On the stack: almost always there is nothing left but that empty record.
+        withUnsafeTemporaryAllocation(of: CChar.self, capacity: 1024) { scratch in
+            while FCGX_GetStr(scratch.baseAddress!, Int32(scratch.count), request.pointee.in) > 0 {}
+        }
     }
 
     /// Writes the CGI status line and headers, then the body (or runs the stream producer).
