@@ -144,8 +144,12 @@ def test_the_pools_processes_allocate_with_jemalloc_and_its_settings(stack):
         assert " malloc_conf" in symbols.stdout
 
 
+# A FastCGI record's header: version, type, request id, content length, padding length.
+FCGI_HEADER = struct.Struct(">BBHHBx")
+
+
 def fastcgi_record(kind: int, content: bytes) -> bytes:
-    return struct.pack(">BBHHBx", 1, kind, 1, len(content), 0) + content
+    return FCGI_HEADER.pack(1, kind, 1, len(content), 0) + content
 
 
 FCGI_STDIN_END = fastcgi_record(5, b"")
@@ -155,8 +159,6 @@ def fastcgi_health_request(socket_path: Path, *, end_input: bool = True) -> sock
     """Opens a connection to the pool and sends GET /api/health as nginx would (request 1,
     no FCGI_KEEP_CONN), then returns the connection unread. Without `end_input`, the empty
     FCGI_STDIN record that ends the request is left for the caller to send."""
-    record = fastcgi_record
-
     def pair(name: str, value: str) -> bytes:
         return bytes([len(name), len(value)]) + name.encode() + value.encode()
 
@@ -166,8 +168,8 @@ def fastcgi_health_request(socket_path: Path, *, end_input: bool = True) -> sock
     connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     connection.settimeout(10)
     connection.connect(str(socket_path))
-    connection.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, params) + record(4, b"")
-                       + (FCGI_STDIN_END if end_input else b""))
+    connection.sendall(fastcgi_record(1, struct.pack(">HB5x", 1, 0)) + fastcgi_record(4, params)
+                       + fastcgi_record(4, b"") + (FCGI_STDIN_END if end_input else b""))
     return connection
 
 
@@ -177,13 +179,13 @@ def read_until_end_request(connection: socket.socket) -> bytes:
         chunk = connection.recv(65536)
         assert chunk, f"the pool closed before FCGI_END_REQUEST: {received!r}"
         received += chunk
-        # Each record: an 8-byte header, content, padding; type 3 is FCGI_END_REQUEST.
+        # Each record: its header, content, padding; type 3 is FCGI_END_REQUEST.
         offset = 0
-        while offset + 8 <= len(received):
-            _, kind, _, length, padding = struct.unpack(">BBHHBx", received[offset:offset + 8])
-            if kind == 3 and offset + 8 + length <= len(received):
+        while offset + FCGI_HEADER.size <= len(received):
+            _, kind, _, length, padding = FCGI_HEADER.unpack_from(received, offset)
+            if kind == 3 and offset + FCGI_HEADER.size + length <= len(received):
                 return received
-            offset += 8 + length + padding
+            offset += FCGI_HEADER.size + length + padding
 
 
 def test_a_peer_that_keeps_its_end_open_does_not_hold_the_pools_thread(make_stack):

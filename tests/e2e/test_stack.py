@@ -16,6 +16,7 @@ import httpx
 import pytest
 import websocket
 
+from api_client import bearer
 from conftest import ALLOWED_ORIGIN, BIN_DIR, REFUSED_ORIGIN, REPO, free_ports
 
 REQUEST_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -220,8 +221,7 @@ def test_a_body_just_under_the_limit_is_read_and_answered_never_cut_off(stack, u
     question = "q" * (1024 * 1024 - 1024)  # under client_max_body_size (1m) with the JSON around it
     with stack.client() as client:
         for _ in range(2):
-            r = client.post("/api/query", headers={"Authorization": f"Bearer {user_token}"},
-                            json={"question": question})
+            r = client.post("/api/query", headers=bearer(user_token), json={"question": question})
             assert r.status_code == 200, (r.status_code, r.text[:200])
             assert r.json()["answer"]
 
