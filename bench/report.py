@@ -64,8 +64,11 @@ def targets(by_key: dict, connections: int) -> list[dict]:
         share, p99 = sc.get("of_ceiling"), sc.get("p99_ms")
         add("3: list of 20 at >= 50% of the ceiling", share is not None and share >= 0.5, f"{_pct(share)} of the ceiling")
         ceiling_p99 = (by_key.get("ceiling") or {}).get("p99_ms")
+        paced = by_key.get("list20_paced_50") or {}
+        below = (f"; at 50% of the ceiling's rate, Poisson arrivals: p99 {_ms(paced.get('p99_ms'))}, "
+                 f"the ceiling's at that rate {_ms(paced.get('ceiling_p99_ms'))}") if paced else ""
         add(f"3: list of 20 p99 < 10 ms at {connections} connections", p99 is not None and p99 < 10,
-            f"p99 {_ms(p99)} (the ceiling's own p99: {_ms(ceiling_p99)})")
+            f"p99 {_ms(p99)} at saturation (the ceiling's own p99: {_ms(ceiling_p99)}){below}")
     if "query" in by_key:
         sc = by_key["query"]
         add("5: zero errors", sc.get("errors") == 0, f"{sc.get('errors')} errors")
@@ -143,7 +146,7 @@ def table_rows(results: dict) -> list[list[str]]:
                 p = s.get(path) or {}
                 rows.append([sc["scenario"], f"token latency added after the pool, {label}", "-",
                              _ms(p.get("added_p50_ms")), _ms(p.get("added_p99_ms")), str(s.get("errors", "-")), "-", rss,
-                             _cpu(sc), f"{p.get('samples', 0):,} tokens"])
+                             _cpu(sc), _steal(sc), f"{p.get('samples', 0):,} tokens"])
             continue
         if sc["unit"] in ("req/s", "turns/s"):
             rate = f"{_num(s.get('rate'))} {sc['unit']}"
@@ -155,6 +158,9 @@ def table_rows(results: dict) -> list[list[str]]:
             rate = f"{_num(s.get('rate'))}/{s.get('n', 0):,} held"
         else:
             rate = _num(s.get("rate"))
+        if "offered_rps" in s:
+            notes.append(f"Poisson arrivals at {_num(s['offered_rps'])} req/s; the ceiling at that rate: "
+                         f"p50 {_ms(s.get('ceiling_p50_ms'))}, p99 {_ms(s.get('ceiling_p99_ms'))}")
         if "vs_small_p50" in s:
             notes.append(f"x{_x(s.get('vs_small_p50'))} p50, x{_x(s.get('vs_small_p99'))} p99 vs. small db")
         if s.get("client_cpu_share") and s["client_cpu_share"] > 0.85:
@@ -163,12 +169,12 @@ def table_rows(results: dict) -> list[list[str]]:
             notes.append(f"{s['response_bytes'] / 1e6:.2f} MB per response")
         rows.append([sc["scenario"], sc["title"], rate, _ms(s.get("p50_ms")), _ms(s.get("p99_ms")),
                      str(s.get("errors", "-")), _pct(s.get("of_ceiling")) if sc["key"] != "ceiling" else "100%",
-                     rss, _cpu(sc), "; ".join(notes)])
+                     rss, _cpu(sc), _steal(sc), "; ".join(notes)])
     return rows
 
 
 HEADER = ["#", "scenario", "rate", "p50", "p99", "errors", "of ceiling", "peak RSS MiB nginx/pool/relay",
-          "CPU %/run nginx/pool/relay/client", "notes"]
+          "CPU %/run nginx/pool/relay/client", "VM steal", "notes"]
 
 
 def _cpu(scenario: dict) -> str:
@@ -183,6 +189,13 @@ def _cpu(scenario: dict) -> str:
 
     roles = [share(lambda r, role=role: (r.get("cpu_seconds") or {}).get(role, 0)) for role in ("nginx", "pool", "relay")]
     return " / ".join(roles + [share(lambda r: r.get("client_cpu_seconds", 0))])
+
+
+def _steal(scenario: dict) -> str:
+    """Median share of the machine's CPU time the hypervisor took during a run: on a shared VM
+    the figures of a row with much steal are the neighbours' as much as Privia's."""
+    values = sorted(r["steal_share"] for r in scenario["runs"] if r.get("steal_share") is not None)
+    return _pct(values[len(values) // 2]) if values else "-"
 
 
 def table(results: dict) -> str:

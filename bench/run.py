@@ -16,6 +16,8 @@ Settings (environment):
   BENCH_STREAM_RAMP_MS=1000            scenario 6 sends its N requests evenly over this time
                                        (shorter than a stream, so all N are held at once); 0: at once
   BENCH_SCALE_MESSAGES=1000000         scenario 9 database size (across BENCH_SCALE_USERS=10000)
+  BENCH_PACED_PERCENTS=25,50           scenario 3 also below saturation: the list of 20 and the
+                                       ceiling at these percentages of the ceiling's rate
   BENCH_WORKERS / BENCH_THREADS        pool settings for scenarios 1-5, 7, 9 (default: Privia's)
   BENCH_NGINX_OVERLAY=auto             auto: raise nginx's connection limits in a temporary
                                        copy of the config when a scenario needs more than the
@@ -45,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 import seeding  # noqa: E402
-from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, overlay_root,  # noqa: E402
-                    shipped_nginx_limits)
+from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, machine_cpu_ticks,  # noqa: E402
+                    overlay_root, shipped_nginx_limits)
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk" / "privia.lua"
@@ -88,6 +90,7 @@ class Settings:
         self.scale_messages = env_int("BENCH_SCALE_MESSAGES", 20_000 if smoke else 1_000_000)
         self.scale_users = env_int("BENCH_SCALE_USERS", 200 if smoke else 10_000)
         self.list_big = env_int("BENCH_LIST_CONVERSATIONS", 10_000)
+        self.paced_percents = env_list("BENCH_PACED_PERCENTS", "25" if smoke else "25,50")
         self.get_big = env_int("BENCH_GET_MESSAGES", 5_000)
         self.hold_seconds = env_int("BENCH_HOLD_SECONDS", 1 if smoke else 5)
         self.workers = os.environ.get("BENCH_WORKERS", "")
@@ -119,8 +122,11 @@ class Settings:
 
 
 def wrk(settings: Settings, stack: BenchStack, path: str, token: str = "", *, question: str | None = None,
-        conversations: list[str] | None = None) -> dict:
+        conversations: list[str] | None = None, rate: float | None = None) -> dict:
+    """One wrk run: at saturation, or with `rate` requests a second arriving as a Poisson process."""
     env = dict(os.environ, BENCH_METHOD="POST" if question else "GET", BENCH_PATH=path, BENCH_TOKEN=token)
+    if rate:
+        env.update(BENCH_RATE=f"{rate:.1f}", BENCH_THREADS=str(settings.wrk_threads))
     if question:
         env["BENCH_QUESTION"] = question
         env["BENCH_CONVERSATIONS"] = ",".join(conversations or [])
@@ -160,13 +166,17 @@ class Scenario:
 
     def measure(self, run) -> dict:
         """One run, with the stack's memory and CPU sampled throughout; the load generator's
-        CPU (wrk or a driver, a child process) is kept as `client_cpu_seconds`."""
+        CPU (wrk or a driver, a child process) is kept as `client_cpu_seconds`, and the share
+        of the machine's CPU time the hypervisor took (steal) as `steal_share`."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        steal, ticks = machine_cpu_ticks()
         started = time.monotonic()
         with MemorySampler(self.stack) as sampler:
             result = run()
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        steal_after, ticks_after = machine_cpu_ticks()
         result["wall_seconds"] = round(time.monotonic() - started, 2)
+        result["steal_share"] = round((steal_after - steal) / (ticks_after - ticks), 3) if ticks_after > ticks else None
         result["client_cpu_seconds"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
         peaks = sampler.peaks()
         result["cpu_seconds"] = {role: peak["cpu_seconds"] for role, peak in peaks.items()}
@@ -340,6 +350,35 @@ class Bench:
             big["vs_small_p99"] = big["p99_ms"] / small_one["p99_ms"] if small_one["p99_ms"] else None
         by_key["scale_list20"].notes.append(
             f"{self.s.scale_messages:,} messages across {self.s.scale_users:,} users")
+        self.paced_lists(ceiling, small, list20.token)
+
+    def paced_lists(self, ceiling: Scenario, small: BenchStack, token: str) -> None:
+        """Scenario 3 below saturation. At saturation 64 connections queue behind each other,
+        so the list's latency there is mostly Little's law (64 / rate); here requests arrive
+        as a Poisson process at a share of the ceiling's rate, and each run of the list comes
+        right after the ceiling at the same rate, whose latency is the shape's own."""
+        s = self.s
+        ceiling_rps = ceiling.summary.get("rate")
+        if not ceiling_rps:
+            return
+        plan = [(self.scenario(f"list20_paced_{percent}", "3",
+                               f"GET /api/conversations (20) at {percent}% of the ceiling's rate", small),
+                 ceiling_rps * percent / 100) for percent in s.paced_percents]
+        for run in range(s.runs):
+            for scenario, rate in plan:
+                say(f"run {run + 1}/{s.runs}: {scenario.title} ({rate:,.0f} req/s), after the ceiling at that rate")
+                shape = wrk(s, ceiling.stack, "/api/conversations", token, rate=rate)
+                result = scenario.measure(lambda: wrk(s, small, "/api/conversations", token, rate=rate))
+                result.update(ceiling_rps=ceiling_rps, offered_rps=rate, ceiling_p50_ms=shape["p50_ms"],
+                              ceiling_p99_ms=shape["p99_ms"], ceiling_errors=shape["errors"])
+        for scenario, rate in plan:
+            self.summarize_wrk(scenario)
+            runs = scenario.runs
+            scenario.summary.update(
+                of_ceiling=median([r["rps"] / r["ceiling_rps"] for r in runs]), offered_rps=rate,
+                ceiling_p50_ms=median([r["ceiling_p50_ms"] for r in runs]),
+                ceiling_p99_ms=median([r["ceiling_p99_ms"] for r in runs]))
+            scenario.summary["errors"] += sum(r["ceiling_errors"] for r in runs)
 
     @staticmethod
     def summarize_wrk(scenario: Scenario) -> None:

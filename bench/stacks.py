@@ -194,6 +194,17 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def machine_cpu_ticks() -> tuple[int, int]:
+    """(steal, total) clock ticks of all CPUs since boot, from /proc/stat. Steal is time a
+    virtual CPU wanted to run and the hypervisor ran something else."""
+    try:
+        fields = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:9]]
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    # user nice system idle iowait irq softirq steal (guest time is counted in user already)
+    return fields[7], sum(fields)
+
+
 def memory_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) in KiB, or zeros if the process is gone."""
     rss = hwm = 0

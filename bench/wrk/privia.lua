@@ -6,6 +6,10 @@
 --   BENCH_QUESTION       POST /api/query: the question; with it, each request is a chat turn
 --   BENCH_CONVERSATIONS  comma-separated ids; every other turn continues one of them (round
 --                        robin per thread), the others start a new conversation
+--   BENCH_RATE           requests a second across all connections, arriving as a Poisson process
+--                        (each thread draws its share's gaps); unset: each connection sends its
+--                        next request as soon as it has the last response (saturation)
+--   BENCH_THREADS        wrk's -t, which a script cannot read (for BENCH_RATE)
 --
 -- done() prints one line "BENCH_JSON {...}" with the counts and latency percentiles (µs).
 
@@ -32,6 +36,36 @@ end
 
 init = function(args)
   counter = first or 0
+end
+
+-- Paced load: wrk asks delay() before each request; the answer is how long this connection
+-- waits for the thread's next arrival. An arrival that comes while all the thread's
+-- connections are busy is sent as soon as one is free, late and timed from its write (wrk
+-- times from the write), so a server that falls behind shows as a rate below BENCH_RATE.
+local rate = tonumber(os.getenv("BENCH_RATE") or "")
+if rate then
+  local ffi = require("ffi")
+  ffi.cdef [[
+    typedef struct { long tv_sec; long tv_nsec; } bench_timespec;
+    int clock_gettime(int clock, bench_timespec *now);
+  ]]
+  local now = ffi.new("bench_timespec")
+  local function now_ms()
+    ffi.C.clock_gettime(1, now)  -- CLOCK_MONOTONIC
+    return tonumber(now.tv_sec) * 1000 + tonumber(now.tv_nsec) / 1e6
+  end
+  local mean_gap_ms = 1000 * tonumber(os.getenv("BENCH_THREADS") or "1") / rate
+  local next_arrival
+
+  delay = function()
+    local t = now_ms()
+    if not next_arrival then
+      math.randomseed((first or 0) + 1)
+      next_arrival = t
+    end
+    next_arrival = next_arrival - math.log(1 - math.random()) * mean_gap_ms
+    return math.max(0, math.floor(next_arrival - t + 0.5))
+  end
 end
 
 local function turn()
