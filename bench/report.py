@@ -174,7 +174,7 @@ def table_rows(results: dict) -> list[list[str]]:
 
 
 HEADER = ["#", "scenario", "rate", "p50", "p99", "errors", "of ceiling", "peak RSS MiB nginx/pool/relay",
-          "CPU %/run nginx/pool/relay/client", "VM steal", "notes"]
+          "CPU %/run nginx/pool/relay/client", "VM steal / CPU speed", "notes"]
 
 
 def _cpu(scenario: dict) -> str:
@@ -192,10 +192,14 @@ def _cpu(scenario: dict) -> str:
 
 
 def _steal(scenario: dict) -> str:
-    """Median share of the machine's CPU time the hypervisor took during a run: on a shared VM
-    the figures of a row with much steal are the neighbours' as much as Privia's."""
-    values = sorted(r["steal_share"] for r in scenario["runs"] if r.get("steal_share") is not None)
-    return _pct(values[len(values) // 2]) if values else "-"
+    """Medians over a row's runs of the share of the machine's CPU time the hypervisor took
+    and of the CPU speed just before (see stacks.cpu_speed): on a shared VM the figures of a
+    row with much steal or a low speed are the neighbours' as much as Privia's."""
+    def middle(field: str):
+        values = sorted(r[field] for r in scenario["runs"] if r.get(field) is not None)
+        return values[len(values) // 2] if values else None
+    speed = middle("cpu_speed")
+    return f"{_pct(middle('steal_share'))} / {'-' if speed is None else f'{speed:.1f}'}"
 
 
 def table(results: dict) -> str:
