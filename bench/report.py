@@ -146,7 +146,7 @@ def table_rows(results: dict) -> list[list[str]]:
                 p = s.get(path) or {}
                 rows.append([sc["scenario"], f"token latency added after the pool, {label}", "-",
                              _ms(p.get("added_p50_ms")), _ms(p.get("added_p99_ms")), str(s.get("errors", "-")), "-", rss,
-                             _cpu(sc), _steal(sc), f"{p.get('samples', 0):,} tokens"])
+                             _cpu(sc), _machine(sc), f"{p.get('samples', 0):,} tokens"])
             continue
         if sc["unit"] in ("req/s", "turns/s"):
             rate = f"{_num(s.get('rate'))} {sc['unit']}"
@@ -169,7 +169,7 @@ def table_rows(results: dict) -> list[list[str]]:
             notes.append(f"{s['response_bytes'] / 1e6:.2f} MB per response")
         rows.append([sc["scenario"], sc["title"], rate, _ms(s.get("p50_ms")), _ms(s.get("p99_ms")),
                      str(s.get("errors", "-")), _pct(s.get("of_ceiling")) if sc["key"] != "ceiling" else "100%",
-                     rss, _cpu(sc), _steal(sc), "; ".join(notes)])
+                     rss, _cpu(sc), _machine(sc), "; ".join(notes)])
     return rows
 
 
@@ -191,7 +191,7 @@ def _cpu(scenario: dict) -> str:
     return " / ".join(roles + [share(lambda r: r.get("client_cpu_seconds", 0))])
 
 
-def _steal(scenario: dict) -> str:
+def _machine(scenario: dict) -> str:
     """Medians over a row's runs of the share of the machine's CPU time the hypervisor took
     and of the CPU speed just before (see stacks.cpu_speed): on a shared VM the figures of a
     row with much steal or a low speed are the neighbours' as much as Privia's."""
