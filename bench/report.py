@@ -146,7 +146,7 @@ def table_rows(results: dict) -> list[list[str]]:
                 p = s.get(path) or {}
                 rows.append([sc["scenario"], f"token latency added after the pool, {label}", "-",
                              _ms(p.get("added_p50_ms")), _ms(p.get("added_p99_ms")), str(s.get("errors", "-")), "-", rss,
-                             _cpu(sc), _machine(sc), f"{p.get('samples', 0):,} tokens"])
+                             _cpu(sc), _steal(sc), f"{p.get('samples', 0):,} tokens"])
             continue
         if sc["unit"] in ("req/s", "turns/s"):
             rate = f"{_num(s.get('rate'))} {sc['unit']}"
@@ -169,12 +169,12 @@ def table_rows(results: dict) -> list[list[str]]:
             notes.append(f"{s['response_bytes'] / 1e6:.2f} MB per response")
         rows.append([sc["scenario"], sc["title"], rate, _ms(s.get("p50_ms")), _ms(s.get("p99_ms")),
                      str(s.get("errors", "-")), _pct(s.get("of_ceiling")) if sc["key"] != "ceiling" else "100%",
-                     rss, _cpu(sc), _machine(sc), "; ".join(notes)])
+                     rss, _cpu(sc), _steal(sc), "; ".join(notes)])
     return rows
 
 
 HEADER = ["#", "scenario", "rate", "p50", "p99", "errors", "of ceiling", "peak RSS MiB nginx/pool/relay",
-          "CPU %/run nginx/pool/relay/client", "VM steal / CPU speed", "notes"]
+          "CPU %/run nginx/pool/relay/client", "VM steal", "notes"]
 
 
 def _cpu(scenario: dict) -> str:
@@ -191,15 +191,12 @@ def _cpu(scenario: dict) -> str:
     return " / ".join(roles + [share(lambda r: r.get("client_cpu_seconds", 0))])
 
 
-def _machine(scenario: dict) -> str:
-    """Medians over a row's runs of the share of the machine's CPU time the hypervisor took
-    and of the CPU speed just before (see stacks.cpu_speed): on a shared VM the figures of a
-    row with much steal or a low speed are the neighbours' as much as Privia's."""
-    def middle(field: str):
-        values = sorted(r[field] for r in scenario["runs"] if r.get(field) is not None)
-        return values[len(values) // 2] if values else None
-    speed = middle("cpu_speed")
-    return f"{_pct(middle('steal_share'))} / {'-' if speed is None else f'{speed:.1f}'}"
+def _steal(scenario: dict) -> str:
+    """Median over a row's runs of the share of the machine's CPU time the hypervisor took:
+    on a shared VM the figures of a row with much steal are the neighbours' as much as
+    Privia's."""
+    values = sorted(r["steal_share"] for r in scenario["runs"] if r.get("steal_share") is not None)
+    return _pct(values[len(values) // 2]) if values else "-"
 
 
 def table(results: dict) -> str:

@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 import seeding  # noqa: E402
-from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, cpu_speed,  # noqa: E402
-                    machine_cpu_ticks, overlay_root, shipped_nginx_limits)
+from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, machine_cpu_ticks,  # noqa: E402
+                    overlay_root, shipped_nginx_limits)
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk" / "privia.lua"
@@ -167,9 +167,7 @@ class Scenario:
     def measure(self, run) -> dict:
         """One run, with the stack's memory and CPU sampled throughout; the load generator's
         CPU (wrk or a driver, a child process) is kept as `client_cpu_seconds`, and the share
-        of the machine's CPU time the hypervisor took (steal) as `steal_share`; `cpu_speed`,
-        taken just before the run, says how fast the machine's CPUs ran then."""
-        speed = cpu_speed()
+        of the machine's CPU time the hypervisor took (steal) as `steal_share`."""
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         steal, ticks = machine_cpu_ticks()
         started = time.monotonic()
@@ -179,7 +177,6 @@ class Scenario:
         steal_after, ticks_after = machine_cpu_ticks()
         result["wall_seconds"] = round(time.monotonic() - started, 2)
         result["steal_share"] = round((steal_after - steal) / (ticks_after - ticks), 3) if ticks_after > ticks else None
-        result["cpu_speed"] = round(speed, 2)
         result["client_cpu_seconds"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
         peaks = sampler.peaks()
         result["cpu_seconds"] = {role: peak["cpu_seconds"] for role, peak in peaks.items()}

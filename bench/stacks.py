@@ -205,21 +205,6 @@ def machine_cpu_ticks() -> tuple[int, int]:
     return fields[7], sum(fields)
 
 
-def cpu_speed(iterations: int = 100_000, tries: int = 3) -> float:
-    """Millions of iterations a second of a fixed pure-Python loop on one CPU, the best of a
-    few tries (the least disturbed by the scheduler): how fast this machine's CPUs run right
-    now. A VM's vCPU can be slowed by its host (a busy hyperthread sibling, a throttled host)
-    without any steal showing; two runs of the same code compare only at alike speeds."""
-    best = float("inf")
-    for _ in range(tries):
-        started = time.perf_counter()
-        total = 0
-        for i in range(iterations):
-            total += i
-        best = min(best, time.perf_counter() - started)
-    return iterations / best / 1e6
-
-
 def memory_kib(pid: int) -> tuple[int, int]:
     """(VmRSS, VmHWM) in KiB, or zeros if the process is gone."""
     rss = hwm = 0
