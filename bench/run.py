@@ -369,13 +369,13 @@ class Bench:
                 say(f"run {run + 1}/{s.runs}: {scenario.title} ({rate:,.0f} req/s), after the ceiling at that rate")
                 shape = wrk(s, ceiling.stack, "/api/conversations", token, rate=rate)
                 result = scenario.measure(lambda: wrk(s, small, "/api/conversations", token, rate=rate))
-                result.update(ceiling_rps=ceiling_rps, offered_rps=rate, ceiling_p50_ms=shape["p50_ms"],
-                              ceiling_p99_ms=shape["p99_ms"], ceiling_errors=shape["errors"])
+                result.update(offered_rps=rate, ceiling_p50_ms=shape["p50_ms"], ceiling_p99_ms=shape["p99_ms"],
+                              ceiling_errors=shape["errors"])
         for scenario, rate in plan:
             self.summarize_wrk(scenario)
             runs = scenario.runs
             scenario.summary.update(
-                of_ceiling=median([r["rps"] / r["ceiling_rps"] for r in runs]), offered_rps=rate,
+                of_ceiling=median([r["rps"] for r in runs]) / ceiling_rps, offered_rps=rate,
                 ceiling_p50_ms=median([r["ceiling_p50_ms"] for r in runs]),
                 ceiling_p99_ms=median([r["ceiling_p99_ms"] for r in runs]))
             scenario.summary["errors"] += sum(r["ceiling_errors"] for r in runs)
