@@ -132,6 +132,7 @@ def wrk(settings: Settings, stack: BenchStack, path: str, token: str = "", *, qu
         env["BENCH_CONVERSATIONS"] = ",".join(conversations or [])
     command = ["wrk", f"-t{settings.wrk_threads}", f"-c{settings.connections}", f"-d{settings.duration}s",
                "--timeout", "30s", "--latency", "-s", str(LUA), stack.url + "/"]
+    log_offset = stack.access_log_size()
     out = subprocess.run(command, env=env, capture_output=True, text=True, timeout=settings.duration + 90)
     line = next((l for l in out.stdout.splitlines() if l.startswith("BENCH_JSON ")), None)
     if out.returncode != 0 or line is None:
@@ -139,8 +140,14 @@ def wrk(settings: Settings, stack: BenchStack, path: str, token: str = "", *, qu
     raw = json.loads(line[len("BENCH_JSON "):])
     seconds = raw["duration_us"] / 1e6
     errors = sum(raw[k] for k in ("connect_errors", "read_errors", "write_errors", "status_errors", "timeouts"))
+    # The same requests as nginx timed them, from its first read of a request to its log line
+    # after the last byte sent: what the server side took, without the client's own waits
+    # (wrk shares the cores) or the time a request sat in the socket before nginx read it.
+    served = [seconds * 1000 for seconds in stack.request_times_since(log_offset, raw["requests"])]
     return {"rps": raw["requests"] / seconds, "ok_rps": (raw["requests"] - raw["status_errors"]) / seconds,
             "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
+            "nginx_p50_ms": _percentile(served, 50), "nginx_p99_ms": _percentile(served, 99),
+            "nginx_requests": len(served),
             "errors": errors, "requests": raw["requests"], "bytes": raw["bytes"], "raw": raw}
 
 
@@ -369,15 +376,18 @@ class Bench:
                 say(f"run {run + 1}/{s.runs}: {scenario.title} ({rate:,.0f} req/s), after the ceiling at that rate")
                 shape = wrk(s, ceiling.stack, "/api/conversations", token, rate=rate)
                 result = scenario.measure(lambda: wrk(s, small, "/api/conversations", token, rate=rate))
-                result.update(offered_rps=rate, ceiling_p50_ms=shape["p50_ms"], ceiling_p99_ms=shape["p99_ms"],
+                result.update(offered_rps=rate, ceiling_kept_rps=shape["rps"], ceiling_p50_ms=shape["p50_ms"],
+                              ceiling_p99_ms=shape["p99_ms"], ceiling_nginx_p99_ms=shape["nginx_p99_ms"],
                               ceiling_errors=shape["errors"])
         for scenario, rate in plan:
             self.summarize_wrk(scenario)
             runs = scenario.runs
             scenario.summary.update(
                 of_ceiling=median([r["rps"] for r in runs]) / ceiling_rps, offered_rps=rate,
+                ceiling_kept_rps=median([r["ceiling_kept_rps"] for r in runs]),
                 ceiling_p50_ms=median([r["ceiling_p50_ms"] for r in runs]),
-                ceiling_p99_ms=median([r["ceiling_p99_ms"] for r in runs]))
+                ceiling_p99_ms=median([r["ceiling_p99_ms"] for r in runs]),
+                ceiling_nginx_p99_ms=median([r["ceiling_nginx_p99_ms"] for r in runs]))
             scenario.summary["errors"] += sum(r["ceiling_errors"] for r in runs)
 
     @staticmethod
@@ -386,6 +396,8 @@ class Bench:
         scenario.summary.update(
             rate=median([r["ok_rps"] for r in runs]), p50_ms=median([r["p50_ms"] for r in runs]),
             p99_ms=median([r["p99_ms"] for r in runs]), errors=sum(r["errors"] for r in runs),
+            nginx_p50_ms=median([r.get("nginx_p50_ms") for r in runs]),
+            nginx_p99_ms=median([r.get("nginx_p99_ms") for r in runs]),
             response_bytes=round(runs[0]["bytes"] / max(1, runs[0]["requests"])) if runs else None)
 
     def query(self, small: BenchStack, writer) -> None:

@@ -45,6 +45,10 @@ _WORKER_CONNECTIONS = re.compile(r"^(\s*worker_connections\s+)(\d+)(;)", re.M)
 _RLIMIT_NOFILE = re.compile(r"^(\s*worker_rlimit_nofile\s+)(\d+)(;)", re.M)
 
 
+# The access log's timing field (nginx/snippets/privia/http.conf, log_format privia_json).
+_REQUEST_TIME = re.compile(rb'"request_time":([0-9.]+)')
+
+
 def shipped_nginx_limits() -> tuple[int, int]:
     """(worker_connections, worker_rlimit_nofile) of the repository's nginx template."""
     text = (REPO / "nginx" / "nginx.conf.template").read_text()
@@ -108,6 +112,40 @@ class BenchStack:
 
     def setting(self, name: str) -> str:
         return self.env.get(name, "")
+
+    @property
+    def access_log(self) -> Path:
+        return self.data_dir / "log" / "access.log"
+
+    def access_log_size(self) -> int:
+        try:
+            return self.access_log.stat().st_size
+        except FileNotFoundError:
+            return 0
+
+    def request_times_since(self, offset: int, at_least: int, patience: float = 3.0) -> list[float]:
+        """nginx's own `$request_time` (seconds, to the millisecond) of every request logged
+        after byte `offset` of the access log, once at least `at_least` of them are there:
+        the log is written in blocks at least once a second (`buffer=64k flush=1s`), so the
+        last requests of a run appear up to a second after it."""
+        deadline = time.monotonic() + patience
+        while True:
+            try:
+                with open(self.access_log, "rb") as log:
+                    log.seek(offset)
+                    lines = log.read().splitlines(keepends=True)
+            except FileNotFoundError:
+                lines = []
+            complete = [line for line in lines if line.endswith(b"\n")]
+            if len(complete) >= at_least or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        times = []
+        for line in complete:
+            found = _REQUEST_TIME.search(line)
+            if found:
+                times.append(float(found.group(1)))
+        return times
 
     def start(self, timeout: float = 120.0) -> "BenchStack":
         log = open(self.log_path, "ab")
