@@ -143,7 +143,7 @@ def wrk(settings: Settings, stack: BenchStack, path: str, token: str = "", *, qu
     # The same requests as nginx timed them, from its first read of a request to its log line
     # after the last byte sent: what the server side took, without the client's own waits
     # (wrk shares the cores) or the time a request sat in the socket before nginx read it.
-    served = [seconds * 1000 for seconds in stack.request_times_since(log_offset, raw["requests"])]
+    served = [logged * 1000 for logged in stack.request_times_since(log_offset, raw["requests"])]
     return {"rps": raw["requests"] / seconds, "ok_rps": (raw["requests"] - raw["status_errors"]) / seconds,
             "p50_ms": raw["p50_us"] / 1000, "p99_ms": raw["p99_us"] / 1000, "max_ms": raw["max_us"] / 1000,
             "nginx_p50_ms": _percentile(served, 50), "nginx_p99_ms": _percentile(served, 99),

@@ -129,23 +129,25 @@ class BenchStack:
         the log is written in blocks at least once a second (`buffer=64k flush=1s`), so the
         last requests of a run appear up to a second after it."""
         deadline = time.monotonic() + patience
+        times: list[float] = []
+        position, partial = offset, b""
         while True:
             try:
                 with open(self.access_log, "rb") as log:
-                    log.seek(offset)
-                    lines = log.read().splitlines(keepends=True)
+                    log.seek(position)
+                    chunk = log.read()
             except FileNotFoundError:
-                lines = []
-            complete = [line for line in lines if line.endswith(b"\n")]
-            if len(complete) >= at_least or time.monotonic() > deadline:
-                break
+                chunk = b""
+            position += len(chunk)
+            lines = (partial + chunk).split(b"\n")
+            partial = lines.pop()  # a line not yet written to its end
+            for line in lines:
+                found = _REQUEST_TIME.search(line)
+                if found:
+                    times.append(float(found.group(1)))
+            if len(times) >= at_least or time.monotonic() > deadline:
+                return times
             time.sleep(0.1)
-        times = []
-        for line in complete:
-            found = _REQUEST_TIME.search(line)
-            if found:
-                times.append(float(found.group(1)))
-        return times
 
     def start(self, timeout: float = 120.0) -> "BenchStack":
         log = open(self.log_path, "ab")
