@@ -166,7 +166,7 @@ def table_rows(results: dict) -> list[list[str]]:
             rate = _num(s.get("rate"))
         if "offered_rps" in s:
             notes.append(f"Poisson arrivals at {_num(s['offered_rps'])} req/s; the ceiling at that rate "
-                         f"(kept {_num(s.get('ceiling_kept_rps'))} req/s): p50 {_ms(s.get('ceiling_p50_ms'))}, "
+                         f"(kept {_num(s.get('ceiling_rps'))} req/s): p50 {_ms(s.get('ceiling_p50_ms'))}, "
                          f"p99 {_ms(s.get('ceiling_p99_ms'))}, in nginx {_logged_ms(s.get('ceiling_nginx_p99_ms'))}")
         if "vs_small_p50" in s:
             notes.append(f"x{_x(s.get('vs_small_p50'))} p50, x{_x(s.get('vs_small_p99'))} p99 vs. small db")

@@ -53,6 +53,9 @@ from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, m
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk" / "privia.lua"
 DRIVERS = BENCH / "drivers.py"
+# The ceiling's figures each paced run of the list keeps, as ceiling_<name>, from the ceiling's
+# run at the same rate just before it.
+PACED_CEILING_FIGURES = ("rps", "p50_ms", "p99_ms", "nginx_p99_ms")
 # Scenario 8: rounds of turns per run, and turns per path in a round (a light load: latency, not queueing).
 LATENCY_ROUNDS = 8
 LATENCY_CONCURRENCY = 5
@@ -376,18 +379,14 @@ class Bench:
                 say(f"run {run + 1}/{s.runs}: {scenario.title} ({rate:,.0f} req/s), after the ceiling at that rate")
                 shape = wrk(s, ceiling.stack, "/api/conversations", token, rate=rate)
                 result = scenario.measure(lambda: wrk(s, small, "/api/conversations", token, rate=rate))
-                result.update(offered_rps=rate, ceiling_kept_rps=shape["rps"], ceiling_p50_ms=shape["p50_ms"],
-                              ceiling_p99_ms=shape["p99_ms"], ceiling_nginx_p99_ms=shape["nginx_p99_ms"],
-                              ceiling_errors=shape["errors"])
+                result.update({f"ceiling_{key}": shape[key] for key in PACED_CEILING_FIGURES},
+                              offered_rps=rate, ceiling_errors=shape["errors"])
         for scenario, rate in plan:
             self.summarize_wrk(scenario)
             runs = scenario.runs
-            scenario.summary.update(
-                of_ceiling=median([r["rps"] for r in runs]) / ceiling_rps, offered_rps=rate,
-                ceiling_kept_rps=median([r["ceiling_kept_rps"] for r in runs]),
-                ceiling_p50_ms=median([r["ceiling_p50_ms"] for r in runs]),
-                ceiling_p99_ms=median([r["ceiling_p99_ms"] for r in runs]),
-                ceiling_nginx_p99_ms=median([r["ceiling_nginx_p99_ms"] for r in runs]))
+            scenario.summary.update({f"ceiling_{key}": median([r[f"ceiling_{key}"] for r in runs])
+                                     for key in PACED_CEILING_FIGURES},
+                                    of_ceiling=median([r["rps"] for r in runs]) / ceiling_rps, offered_rps=rate)
             scenario.summary["errors"] += sum(r["ceiling_errors"] for r in runs)
 
     @staticmethod
