@@ -1,4 +1,5 @@
-"""The benchmark's output: machine facts, one table, the targets, JSON and CSV files."""
+"""The benchmark's output: machine facts, the scenarios' table, the memory table, the targets,
+JSON, CSV and Markdown files."""
 
 from __future__ import annotations
 
@@ -129,7 +130,7 @@ def _x(v) -> str:
     return "-" if v is None else f"{v:.2f}"
 
 
-def results(settings: dict, scenarios: list, nginx: dict, seconds: float) -> dict:
+def results(settings: dict, scenarios: list, nginx: dict, seconds: float, memory: dict | None = None) -> dict:
     rows = [sc.as_json() for sc in scenarios]
     by_key = {}
     for row in rows:
@@ -137,7 +138,7 @@ def results(settings: dict, scenarios: list, nginx: dict, seconds: float) -> dic
         summary["relay_mib"] = (row["memory_mib"].get("relay") or {}).get("peak_total_mib")
         by_key[row["key"]] = summary
     return {"machine": machine(), "settings": settings, "nginx_overlay": nginx, "seconds": round(seconds, 1),
-            "scenarios": rows, "targets": targets(by_key, settings["connections"])}
+            "scenarios": rows, "memory_mib": memory or {}, "targets": targets(by_key, settings["connections"])}
 
 
 def table_rows(results: dict) -> list[list[str]]:
@@ -184,6 +185,34 @@ HEADER = ["#", "scenario", "rate", "p50", "p99", "p99 in nginx", "errors", "of c
           "CPU %/run nginx/pool/relay/client", "VM steal", "notes"]
 
 
+# The memory table: each stack's processes by kind (in the order the runner lists them, the
+# stack's total last), at rest after start, at the peak of its load phases (the highest sample
+# of each figure) and at rest after them.
+MEMORY_MOMENTS = (("idle", "idle"), ("peak", "peak under load"), ("after", "after load"))
+MEMORY_HEADER = ["stack", "process kind", "processes"] + [f"{label} {figure}" for _, label in MEMORY_MOMENTS
+                                                          for figure in ("RSS", "PSS")]
+
+
+def memory_rows(results: dict) -> list[list[str]]:
+    rows = []
+    for stack, moments in (results.get("memory_mib") or {}).items():
+        kinds = list(dict.fromkeys(kind for moment, _ in MEMORY_MOMENTS for kind in moments.get(moment) or {}))
+        for kind in kinds:
+            figures = [(moments.get(moment) or {}).get(kind) or {} for moment, _ in MEMORY_MOMENTS]
+            processes = max(f.get("processes", 0) for f in figures)
+            if not processes:
+                continue
+            row = [stack, kind, str(processes)]
+            for f in figures:
+                row += [_mib(f.get("rss_mib")), _mib(f.get("pss_mib"))]
+            rows.append(row)
+    return rows
+
+
+def _mib(v) -> str:
+    return "-" if v is None else f"{v:.1f}"
+
+
 def _cpu(scenario: dict) -> str:
     """Median share of one core each role used during a run (200% = both cores of two)."""
     runs = [r for r in scenario["runs"] if r.get("wall_seconds")]
@@ -206,21 +235,29 @@ def _steal(scenario: dict) -> str:
     return _pct(values[len(values) // 2]) if values else "-"
 
 
-def table(results: dict) -> str:
-    rows = table_rows(results)
-    widths = [max(len(r[i]) for r in rows + [HEADER]) for i in range(len(HEADER))]
-    right = {2, 3, 4, 5, 6, 7}
+def _aligned(header: list[str], rows: list[list[str]], right: set[int]) -> list[str]:
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
 
     def line(row):
         return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(row, widths))).rstrip()
 
+    return [line(header), line(["-" * w for w in widths])] + [line(r) for r in rows]
+
+
+def table(results: dict) -> str:
+    rows = table_rows(results)
     m = results["machine"]
     out = [f"Privia benchmark, {m['date']}: {m['nproc']} x {m['cpu']}, {m['memory']}, Linux {m['kernel']}, "
            f"Debian {m['debian']}, commit {m['commit']}",
            f"medians of {results['settings']['runs']} runs of {results['settings']['duration']} s, "
            f"{results['settings']['connections']} wrk connections; total {results['seconds']:.0f} s",
-           "", line(HEADER), line(["-" * w for w in widths])]
-    out += [line(r) for r in rows]
+           ""]
+    out += _aligned(HEADER, rows, {2, 3, 4, 5, 6, 7})
+    memory = memory_rows(results)
+    if memory:
+        out += ["", "Memory per kind of process, MiB (smaps_rollup; RSS counts a shared page in every process "
+                    "that maps it, PSS shares it out among them):"]
+        out += _aligned(MEMORY_HEADER, memory, set(range(2, len(MEMORY_HEADER))))
     if results["targets"]:
         out += ["", "Targets:"]
         for t in results["targets"]:
@@ -229,10 +266,17 @@ def table(results: dict) -> str:
     return "\n".join(out)
 
 
+def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return out + ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+
+
 def markdown(results: dict) -> str:
-    rows = table_rows(results)
-    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
-    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    out = _markdown_table(HEADER, table_rows(results))
+    memory = memory_rows(results)
+    if memory:
+        out += ["", "Memory per kind of process, MiB (RSS and PSS from smaps_rollup):", ""]
+        out += _markdown_table(MEMORY_HEADER, memory)
     return "\n".join(out)
 
 
@@ -250,5 +294,9 @@ def write(results: dict, directory: Path) -> list[Path]:
         writer = csv.writer(f)
         writer.writerow(HEADER)
         writer.writerows(table_rows(results))
+    with open(directory / "latest-memory.csv", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(MEMORY_HEADER)
+        writer.writerows(memory_rows(results))
     (directory / "latest.md").write_text(markdown(results) + "\n")
-    return [latest, stamped, directory / "latest.csv", directory / "latest.md"]
+    return [latest, stamped, directory / "latest.csv", directory / "latest-memory.csv", directory / "latest.md"]

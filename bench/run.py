@@ -47,8 +47,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 import seeding  # noqa: E402
-from stacks import (RELEASE, REPO, BenchStack, MemorySampler, ceiling_bin_dir, machine_cpu_ticks,  # noqa: E402
-                    overlay_root, shipped_nginx_limits)
+from stacks import (RELEASE, REPO, BenchStack, MemorySampler, add_peak, ceiling_bin_dir,  # noqa: E402
+                    machine_cpu_ticks, overlay_root, shipped_nginx_limits)
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "wrk" / "privia.lua"
@@ -96,6 +96,9 @@ class Settings:
         self.paced_percents = env_list("BENCH_PACED_PERCENTS", "25" if smoke else "25,50")
         self.get_big = env_int("BENCH_GET_MESSAGES", 5_000)
         self.hold_seconds = env_int("BENCH_HOLD_SECONDS", 1 if smoke else 5)
+        # Seconds a stack rests before its memory is noted at idle (after start) and after its
+        # load phases: the pool's allocator returns freed pages after a second of decay.
+        self.memory_settle = 1 if smoke else 2
         self.workers = os.environ.get("BENCH_WORKERS", "")
         self.threads = os.environ.get("BENCH_THREADS", "")
         self.overlay = os.environ.get("BENCH_NGINX_OVERLAY", "auto")
@@ -171,6 +174,8 @@ class Scenario:
         self.stack = stack
         self.runs: list[dict] = []
         self.memory: dict = {}
+        # Peak RSS and PSS per kind of process (stacks.PROCESS_KINDS) and in total over the runs.
+        self.memory_kinds: dict = {}
         self.notes: list[str] = []
         self.summary: dict = {}
 
@@ -189,6 +194,7 @@ class Scenario:
         result["steal_share"] = round((steal_after - steal) / (ticks_after - ticks), 3) if ticks_after > ticks else None
         result["client_cpu_seconds"] = round(after.ru_utime + after.ru_stime - children.ru_utime - children.ru_stime, 2)
         peaks = sampler.peaks()
+        add_peak(self.memory_kinds, sampler.kind_peak)
         result["cpu_seconds"] = {role: peak["cpu_seconds"] for role, peak in peaks.items()}
         self.runs.append(result)
         for role, peak in peaks.items():
@@ -199,7 +205,8 @@ class Scenario:
 
     def as_json(self) -> dict:
         return {"key": self.key, "scenario": self.number, "title": self.title, "unit": self.unit,
-                "summary": self.summary, "memory_mib": self.memory, "notes": self.notes, "runs": self.runs}
+                "summary": self.summary, "memory_mib": self.memory, "memory_kinds_mib": self.memory_kinds,
+                "notes": self.notes, "runs": self.runs}
 
 
 # ---------------------------------------------------------------------------
@@ -214,6 +221,8 @@ class Bench:
         self.stacks: list[BenchStack] = []
         self.nginx: dict = {}
         self.temp_dirs: list[Path] = []
+        # stack name -> its memory per kind of process: idle, peak under load, after (MiB).
+        self.memory: dict[str, dict] = {}
 
     def scenario(self, *args, **kwargs) -> Scenario:
         scenario = Scenario(*args, **kwargs)
@@ -225,10 +234,17 @@ class Bench:
         with concurrent.futures.ThreadPoolExecutor(len(stacks)) as pool:
             for future in [pool.submit(stack.start) for stack in stacks]:
                 future.result()
+        time.sleep(self.s.memory_settle)
+        for stack in stacks:
+            stack.note_memory("idle")
+            self.memory[stack.name] = stack.memory
 
     def stop(self, stack: BenchStack) -> None:
         if stack in self.stacks:
             self.stacks.remove(stack)
+        if stack.process is not None and stack.memory.get("peak"):
+            time.sleep(self.s.memory_settle)
+            stack.note_memory("after")
         stack.stop()
 
     def stop_all(self) -> None:
@@ -606,7 +622,7 @@ def main() -> int:
         bench.stop_all()
         for path in bench.temp_dirs:
             subprocess.run(["rm", "-rf", str(path)])
-    results = report.results(settings.as_json(), bench.scenarios, bench.nginx, time.time() - started)
+    results = report.results(settings.as_json(), bench.scenarios, bench.nginx, time.time() - started, bench.memory)
     print(report.table(results))
     paths = report.write(results, settings.results_dir)
     say("results: " + ", ".join(str(p) for p in paths))

@@ -5,7 +5,8 @@ with its own data directory under /tmp, the approach of tests/e2e/conftest.py. T
 stack is the same launcher and the same nginx config with `PRIVIA_BIN_DIR` pointing at a
 directory where `privia-fcgi` is privia-ceiling (the relay stays the real one).
 
-`MemorySampler` watches a stack's process tree in /proc and keeps each process's peak RSS.
+`MemorySampler` watches a stack's process tree in /proc and keeps each process's peak RSS, and
+the peak RSS and PSS of each kind of process (`PROCESS_KINDS`) and of the whole stack.
 """
 
 from __future__ import annotations
@@ -93,6 +94,9 @@ class BenchStack:
         self.env = base
         self.process: subprocess.Popen | None = None
         self.log_path = self.data_dir / "stack.out"
+        # RSS and PSS per kind of process: "idle" after start, "peak" over the load phases
+        # (every MemorySampler on this stack adds to it), "after" once they are over.
+        self.memory: dict[str, dict] = {}
 
     @property
     def url(self) -> str:
@@ -187,6 +191,11 @@ class BenchStack:
         except OSError:
             return "(no output)"
 
+    def note_memory(self, moment: str) -> None:
+        """Records the stack's memory as `moment` ("idle" or "after"): at rest, so the caller
+        waits a moment after the last request first."""
+        self.memory[moment] = memory_by_kind(kinds_of(self.services()))
+
     def services(self) -> dict[int, str]:
         """pid -> role ("nginx", "pool", "relay") of every live process of the stack's services."""
         if self.process is None:
@@ -222,6 +231,73 @@ def process_role(pid: int) -> str | None:
 
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+# The kinds of process a stack is made of, in the order the reports list them.
+PROCESS_KINDS = ("nginx master", "nginx workers", "pool master", "pool workers", "relay")
+
+
+def process_kind(pid: int, role: str) -> str:
+    """Which of PROCESS_KINDS a process of `role` is (from its command line)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        argv = []
+    if role == "nginx":
+        return "nginx master" if argv and b"master process" in argv[0] else "nginx workers"
+    if role == "pool":
+        return "pool workers" if b"--worker" in argv[1:] else "pool master"
+    return role
+
+
+def rss_pss_kib(pid: int) -> tuple[int, int]:
+    """(Rss, Pss) in KiB from /proc/PID/smaps_rollup, or zeros if the process is gone. PSS
+    shares each page among the processes that map it, so a stack's PSS adds up to what it
+    holds, where the RSS of processes sharing a library counts its pages once in each."""
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return rss, pss
+
+
+def kinds_of(services: dict[int, str]) -> dict[int, str]:
+    """pid -> kind for `services` (pid -> role)."""
+    return {pid: process_kind(pid, role) for pid, role in services.items()}
+
+
+def memory_by_kind(kinds: dict[int, str], readings: dict[int, tuple[int, int]] | None = None) -> dict:
+    """{kind: {processes, rss_mib, pss_mib}} for the live processes of `kinds` (pid -> kind),
+    plus "total"; `readings` (pid -> (rss, pss) KiB) if they were just read."""
+    sums = {kind: [0, 0, 0] for kind in PROCESS_KINDS}
+    for pid, kind in kinds.items():
+        rss, pss = readings[pid] if readings is not None else rss_pss_kib(pid)
+        if not rss:
+            continue
+        entry = sums.setdefault(kind, [0, 0, 0])
+        entry[0] += 1
+        entry[1] += rss
+        entry[2] += pss
+    out = {kind: {"processes": n, "rss_mib": round(rss / 1024, 1), "pss_mib": round(pss / 1024, 1)}
+           for kind, (n, rss, pss) in sums.items()}
+    out["total"] = {"processes": sum(n for n, _, _ in sums.values()),
+                    "rss_mib": round(sum(r for _, r, _ in sums.values()) / 1024, 1),
+                    "pss_mib": round(sum(p for _, _, p in sums.values()) / 1024, 1)}
+    return out
+
+
+def add_peak(peaks: dict, sample: dict) -> None:
+    """Raises `peaks` (a memory_by_kind result, or empty) to `sample` where it is higher,
+    field by field: the peak RSS and the peak PSS of a kind may come from different samples."""
+    for kind, figures in sample.items():
+        mine = peaks.setdefault(kind, {"processes": 0, "rss_mib": 0.0, "pss_mib": 0.0})
+        for field, value in figures.items():
+            mine[field] = max(mine[field], value)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -264,13 +340,17 @@ class MemorySampler:
 
     `peaks()` gives, per role, the peak of the role's summed RSS over the samples, the
     largest process's peak (max of sampled VmRSS; VmHWM, the kernel's high-water mark since
-    the process started, is kept in `process_peak`), and the CPU seconds the role used."""
+    the process started, is kept in `process_peak`), and the CPU seconds the role used.
+    `kind_peak` holds the peak RSS and PSS (smaps_rollup) of each kind of process and of the
+    stack's total, also added to the stack's own "peak"."""
 
     def __init__(self, stack: BenchStack, interval: float = 0.25) -> None:
         self.stack, self.interval = stack, interval
         self.role_peak: dict[str, int] = {}
         self.process_peak: dict[int, dict] = {}
+        self.kind_peak: dict[str, dict] = {}
         self._services: dict[int, str] = {}
+        self._kinds: dict[int, str] = {}
         self._services_at = 0.0
         self.cpu_first: dict[int, tuple[str, float]] = {}
         self.cpu_last: dict[int, float] = {}
@@ -286,6 +366,7 @@ class MemorySampler:
         self._stop.set()
         self._thread.join()
         self.sample()
+        add_peak(self.stack.memory.setdefault("peak", {}), self.kind_peak)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -296,11 +377,14 @@ class MemorySampler:
         # files: do it once a second (a restarted worker is picked up within that).
         if time.monotonic() - self._services_at > 1.0:
             self._services, self._services_at = self.stack.services(), time.monotonic()
+            self._kinds = kinds_of(self._services)
         sums: dict[str, int] = {}
+        readings: dict[int, tuple[int, int]] = {}
         for pid, role in self._services.items():
             rss, hwm = memory_kib(pid)
             if not rss:
                 continue
+            readings[pid] = rss_pss_kib(pid)
             sums[role] = sums.get(role, 0) + rss
             cpu = cpu_seconds(pid)
             if cpu is not None:
@@ -311,6 +395,7 @@ class MemorySampler:
             peak["hwm_kib"] = max(peak["hwm_kib"], hwm)
         for role, total in sums.items():
             self.role_peak[role] = max(self.role_peak.get(role, 0), total)
+        add_peak(self.kind_peak, memory_by_kind({pid: self._kinds[pid] for pid in readings}, readings))
 
     def peaks(self) -> dict:
         by_role: dict[str, dict] = {}

@@ -1,7 +1,7 @@
 """`make bench` in miniature: every benchmark scenario for about a second, against real
-stacks, with small data. It asserts only that nothing failed (zero errors everywhere): the
-figures of a one-second run on a busy machine mean nothing, and the benchmark's targets are
-held in its own output, not in tests."""
+stacks, with small data. It asserts that nothing failed (zero errors everywhere) and that the
+memory figures are there and plausible: the speed figures of a one-second run on a busy
+machine mean nothing, and the benchmark's targets are held in its own output, not in tests."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ SCENARIOS = {
     "ceiling", "health", "list20", "list10k", "get50", "get5000", "scale_list20", "scale_get50",
     "list20_paced_25", "query", "socket_turns", "token_latency", "streams_20", "sockets_50",
 }
+MEMORY_KINDS = ("nginx master", "nginx workers", "pool master", "pool workers", "relay")
 
 
 def test_every_bench_scenario_runs_without_errors(tmp_path):
@@ -42,5 +43,24 @@ def test_every_bench_scenario_runs_without_errors(tmp_path):
     for run in by_key["list20"]["runs"]:
         assert run["requests"] <= run["nginx_requests"] <= run["requests"] + 2 * connections, run
         assert run["nginx_p50_ms"] <= run["p50_ms"] + 2, run
-    # The table was printed with every scenario in it.
+    # Memory: every kind of process of every stack, at rest after start and at the peak of the
+    # load phases, with a resident size and a proportional share no larger than it.
+    assert results["memory_mib"].keys() == {"ceiling", "small", "scale", "long", "held"}, results["memory_mib"]
+    for stack, moments in results["memory_mib"].items():
+        for moment in ("idle", "peak", "after"):
+            figures = moments[moment]
+            for kind in MEMORY_KINDS:
+                memory = figures[kind]
+                assert memory["processes"] >= 1, (stack, moment, kind, figures)
+                assert 0 < memory["pss_mib"] <= memory["rss_mib"] < 4096, (stack, moment, kind, figures)
+            kinds_rss = sum(figures[kind]["rss_mib"] for kind in MEMORY_KINDS)
+            if moment != "peak":  # a peak's total is its highest sum, not the sum of highest parts
+                assert abs(figures["total"]["rss_mib"] - kinds_rss) <= 0.5, (stack, moment, figures)
+            assert figures["total"]["processes"] == sum(figures[kind]["processes"] for kind in MEMORY_KINDS)
+        # Under load the pool's workers hold at least what they held at rest, give or take a page.
+        assert moments["peak"]["pool workers"]["rss_mib"] >= moments["idle"]["pool workers"]["rss_mib"] - 1, moments
+    assert by_key["list20"]["memory_kinds_mib"]["total"]["rss_mib"] > 0, by_key["list20"]
+    # The tables were printed with every scenario and every stack's memory in them.
     assert "ceiling: constant JSON" in out.stdout and "idle WebSockets held" in out.stdout
+    assert "Memory per kind of process" in out.stdout and "pool workers" in out.stdout
+    assert (tmp_path / "latest-memory.csv").read_text().count("\n") == 1 + 6 * len(results["memory_mib"])
