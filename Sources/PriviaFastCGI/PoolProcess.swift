@@ -16,7 +16,8 @@ public enum PoolProcess {
             } catch {
                 fail("worker cannot start: \(error)")
             }
-            Worker(listenSocket: listenFD, threads: configuration.threads, activeThreads: configuration.activeThreads, maxRequests: configuration.maxRequestsPerWorker,
+            Worker(listenSocket: listenFD, threads: configuration.threads, activeThreads: configuration.activeThreads,
+                   threadIdleSeconds: configuration.threadIdleSeconds, maxRequests: configuration.maxRequestsPerWorker,
                    responder: responder).run()
         }
         do {

@@ -16,22 +16,38 @@ import Synchronization
 ///
 /// At most `activeThreads` of them work on requests at once (`ActiveThreads`): a thread takes
 /// a place before it accepts and keeps it for its next request.
+///
+/// Threads start as they are needed, like php-fpm's `pm = ondemand` does with processes: a
+/// worker starts with `activeThreads` of them and adds one whenever a thread takes a request
+/// and leaves none waiting to accept, up to `threadCount` (each held stream keeps one). A
+/// thread beyond the first `activeThreads` that has waited `threadIdleSeconds` for a request
+/// ends. Every thread that ever ran keeps its touched stack and its allocator cache, and
+/// leader/follower hands requests to all the threads in turn, so a worker that started all
+/// `threadCount` at once held them all resident even when a few were enough.
 public final class Worker: @unchecked Sendable {
     private let listenSocket: Int32
     private let threadCount: Int
     private let activeThreads: Int
     private let responder: HTTPResponder
     private let maxRequests: Int
+    private let threadIdleNanoseconds: UInt64
     private let acceptLock = ThreadMutex()
     private let stopping = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
+    /// Threads running, and how many of them wait to accept a request (leader and followers).
+    private let alive = Atomic<Int>(0)
+    private let waiting = Atomic<Int>(0)
+    /// Signalled by the last thread to end once the worker is stopping.
+    private let drained = DispatchSemaphore(value: 0)
     private let pid = getpid()
     static let acceptPollMilliseconds: Int32 = 200
 
-    public init(listenSocket: Int32, threads: Int, activeThreads: Int, maxRequests: Int, responder: HTTPResponder) {
+    public init(listenSocket: Int32, threads: Int, activeThreads: Int, threadIdleSeconds: Int, maxRequests: Int,
+                responder: HTTPResponder) {
         self.listenSocket = listenSocket
         self.threadCount = threads
         self.activeThreads = activeThreads
+        self.threadIdleNanoseconds = UInt64(threadIdleSeconds) * 1_000_000_000
         self.maxRequests = maxRequests
         self.responder = responder
     }
@@ -56,26 +72,15 @@ public final class Worker: @unchecked Sendable {
         pthread_sigmask(SIG_BLOCK, &stopSignals, nil)
         ActiveThreads.process.setLimit(activeThreads)
 
-        var threads: [pthread_t] = []
-        for index in 0..<threadCount {
-            var attributes = pthread_attr_t()
-            pthread_attr_init(&attributes)
-            pthread_attr_setstacksize(&attributes, 512 * 1024)
-            var thread = pthread_t()
-            let context = Unmanaged.passRetained(self).toOpaque()
-            let rc = pthread_create(&thread, &attributes, { context in
-                let worker = Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue()
-                worker.serveLoop()
-                return nil
-            }, context)
-            pthread_attr_destroy(&attributes)
-            if rc != 0 {
-                ProcessLog.error("cannot start worker thread", [("index", .int(index)), ("errno", .int(Int(rc)))])
-                break
-            }
-            threads.append(thread)
+        for _ in 0..<min(threadCount, activeThreads) {
+            guard startThread() else { break }
         }
-        ProcessLog.info("worker ready", [("threads", .int(threads.count)), ("active_threads", .int(activeThreads))])
+        guard alive.load(ordering: .acquiring) > 0 else {
+            ProcessLog.error("cannot start any worker thread")
+            exit(1)
+        }
+        ProcessLog.info("worker ready", [("threads", .int(alive.load(ordering: .relaxed))),
+                                         ("max_threads", .int(threadCount)), ("active_threads", .int(activeThreads))])
 
         // Wait for a stop signal, or for a thread to notice max_requests was reached.
         var timeout = timespec(tv_sec: 0, tv_nsec: 250_000_000)
@@ -84,17 +89,91 @@ public final class Worker: @unchecked Sendable {
             if number > 0 { stopping.store(true, ordering: .releasing) }
         }
         ProcessLog.info("worker draining")
-        for thread in threads { pthread_join(thread, nil) }
+        drained.wait()
         ProcessLog.info("worker stopped", [("served", .int(served.load(ordering: .relaxed)))])
         exit(0)
     }
 
+    /// Starts one more serving thread, unless `threadCount` run already. Detached: the drain
+    /// waits for `alive` to reach zero instead of joining.
+    @discardableResult
+    private func startThread() -> Bool {
+        var count = alive.load(ordering: .acquiring)
+        while true {
+            guard count < threadCount, !stopping.load(ordering: .acquiring) else { return false }
+            let (exchanged, original) = alive.compareExchange(expected: count, desired: count + 1,
+                                                              ordering: .acquiringAndReleasing)
+            if exchanged { break }
+            count = original
+        }
+        var attributes = pthread_attr_t()
+        pthread_attr_init(&attributes)
+        pthread_attr_setstacksize(&attributes, 512 * 1024)
+        pthread_attr_setdetachstate(&attributes, Int32(PTHREAD_CREATE_DETACHED))
+        var thread = pthread_t()
+        let context = Unmanaged.passRetained(self).toOpaque()
+        let rc = pthread_create(&thread, &attributes, { context in
+            Unmanaged<Worker>.fromOpaque(context!).takeRetainedValue().serveLoop()
+            return nil
+        }, context)
+        pthread_attr_destroy(&attributes)
+        guard rc == 0 else {
+            Unmanaged<Worker>.fromOpaque(context).release()
+            threadEnded()
+            ProcessLog.error("cannot start worker thread", [("threads", .int(alive.load(ordering: .relaxed))),
+                                                            ("errno", .int(Int(rc)))])
+            return false
+        }
+        return true
+    }
+
+    /// Takes an ending thread out of the count; the last one out of a stopping worker lets the drain end.
+    private func threadEnded() {
+        if alive.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 && stopping.load(ordering: .acquiring) {
+            drained.signal()
+        }
+    }
+
+    /// Whether a thread that has waited for a request since `idleSince`, with nothing queued,
+    /// ends now: it has waited `threadIdleSeconds` and more than `activeThreads` run. It is
+    /// taken out of the count here, at once, so two idle threads cannot both leave fewer.
+    private func retires(idleSince: UInt64) -> Bool {
+        guard DispatchTime.now().uptimeNanoseconds - idleSince >= threadIdleNanoseconds else { return false }
+        var count = alive.load(ordering: .acquiring)
+        while count > activeThreads {
+            let (exchanged, original) = alive.compareExchange(expected: count, desired: count - 1,
+                                                              ordering: .acquiringAndReleasing)
+            if exchanged { return true }
+            count = original
+        }
+        return false
+    }
+
+    private enum Accepted { case request, stopping, idle }
+
+    /// Names the calling thread privia-serve, as `top -H` and /proc/PID/task/TID/comm show it
+    /// (what pthread_setname_np does; Glibc's Swift module does not declare it).
+    private static func nameThread() {
+        let fd = open("/proc/thread-self/comm", O_WRONLY)
+        guard fd >= 0 else { return }
+        _ = "privia-serve".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+    }
+
     private func serveLoop() {
+        Self.nameThread()
         let request = UnsafeMutablePointer<FCGX_Request>.allocate(capacity: 1)
         defer { request.deallocate() }
         FCGX_InitRequest(request, listenSocket, 0)
+        var accepted = Accepted.request
         while true {
-            guard accept(request) else { break }
+            waiting.add(1, ordering: .acquiringAndReleasing)
+            accepted = accept(request)
+            // The last thread waiting to accept has taken a request: another takes its place.
+            if waiting.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 && accepted == .request {
+                startThread()
+            }
+            guard accepted == .request else { break }
             let started = DispatchTime.now().uptimeNanoseconds
             let exchange = FastCGIExchange(request)
             let httpRequest = exchange.readRequest()
@@ -107,10 +186,13 @@ public final class Worker: @unchecked Sendable {
             if maxRequests > 0 && count >= maxRequests { stopping.store(true, ordering: .releasing) }
         }
         FCGX_Free(request, 1)
+        if accepted == .stopping { threadEnded() }  // an idle thread was taken out of the count in `retires`
     }
 
-    /// Waits for the next connection as the leader; false once the worker is stopping.
-    private func accept(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
+    /// Waits for the next connection as the leader: `.request` with one, `.stopping` once the
+    /// worker stops, `.idle` when this thread has waited long enough to end (`retires`).
+    private func accept(_ request: UnsafeMutablePointer<FCGX_Request>) -> Accepted {
+        let idleSince = DispatchTime.now().uptimeNanoseconds
         // A thread keeps its place among the active threads from one request to the next (see
         // ActiveThreads), but not while it waits for the accept lock: its holder may be polling
         // an idle socket.
@@ -124,7 +206,7 @@ public final class Worker: @unchecked Sendable {
             // usually waiting, and the poll before it was one more system call per request.
             ActiveThreads.process.begin()
             let rc = FCGX_Accept_r(request)
-            if rc >= 0 { return true }
+            if rc >= 0 { return .request }
             ActiveThreads.process.end()
             // -EAGAIN: nothing queued, or another process took that connection. Anything else: log and go on.
             if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
@@ -132,11 +214,14 @@ public final class Worker: @unchecked Sendable {
                 usleep(10_000)
                 continue
             }
+            // Nothing queued: a thread that has waited long enough ends here, and the next one
+            // waiting for the lock, if it has waited as long, ends right after it.
+            if retires(idleSince: idleSince) { return .idle }
             var descriptor = pollfd(fd: listenSocket, events: Int16(POLLIN), revents: 0)
             _ = poll(&descriptor, 1, Self.acceptPollMilliseconds)
         }
         // Stopping: the serve loop ends here, so no place is kept past it.
         ActiveThreads.process.end()
-        return false
+        return .stopping
     }
 }

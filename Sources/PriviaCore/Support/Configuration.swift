@@ -9,9 +9,12 @@ public struct Configuration: Sendable {
     public var secretKey: String
     public var migrationsDirectory: String
     public var workers: Int
+    /// The most threads a worker runs; it starts `activeThreads` and adds more as requests need them.
     public var threads: Int
     /// How many of a worker's threads work on requests at once (see `ActiveThreads`).
     public var activeThreads: Int
+    /// How long a worker's thread beyond the first `activeThreads` waits for a request before it ends.
+    public var threadIdleSeconds: Int
     public var stubDelayMilliseconds: Int
     public var oauthExchangeSecret: String?
     public var passwordIterations: Int
@@ -57,6 +60,7 @@ public struct Configuration: Sendable {
             activeThreads: try int("PRIVIA_ACTIVE_THREADS",
                                    defaultActiveThreads(workers: workers, cores: ProcessInfo.processInfo.activeProcessorCount),
                                    1...4096),
+            threadIdleSeconds: try int("PRIVIA_THREAD_IDLE_SECONDS", 10, 1...86_400),
             stubDelayMilliseconds: try int("PRIVIA_STUB_DELAY_MS", 0, 0...60_000),
             oauthExchangeSecret: env["PRIVIA_OAUTH_EXCHANGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
             passwordIterations: try int("PRIVIA_PASSWORD_ITERATIONS", PasswordHasher.defaultIterations,
