@@ -190,7 +190,7 @@ HEADER = ["#", "scenario", "rate", "p50", "p99", "p99 in nginx", "errors", "of c
 # of each figure) and at rest after them.
 MEMORY_MOMENTS = (("idle", "idle"), ("peak", "peak under load"), ("after", "after load"))
 MEMORY_HEADER = ["stack", "process kind", "processes"] + [f"{label} {figure}" for _, label in MEMORY_MOMENTS
-                                                          for figure in ("RSS", "PSS")]
+                                                          for figure in ("RSS", "PSS")] + ["idle distinct", "after distinct"]
 
 
 def memory_rows(results: dict) -> list[list[str]]:
@@ -205,6 +205,8 @@ def memory_rows(results: dict) -> list[list[str]]:
             row = [stack, kind, str(processes)]
             for f in figures:
                 row += [_mib(f.get("rss_mib")), _mib(f.get("pss_mib"))]
+            # The stack's own physical pages, each counted once (rest moments, totals only).
+            row += [_mib(f.get("distinct_mib")) if kind == "total" else "" for f in (figures[0], figures[2])]
             rows.append(row)
     return rows
 
@@ -256,7 +258,8 @@ def table(results: dict) -> str:
     memory = memory_rows(results)
     if memory:
         out += ["", "Memory per kind of process, MiB (smaps_rollup; RSS counts a shared page in every process "
-                    "that maps it, PSS shares it out among them):"]
+                    "that maps it, PSS shares it out among them; distinct: the stack's physical pages, "
+                    "each counted once):"]
         out += _aligned(MEMORY_HEADER, memory, set(range(2, len(MEMORY_HEADER))))
     if results["targets"]:
         out += ["", "Targets:"]
@@ -275,7 +278,8 @@ def markdown(results: dict) -> str:
     out = _markdown_table(HEADER, table_rows(results))
     memory = memory_rows(results)
     if memory:
-        out += ["", "Memory per kind of process, MiB (RSS and PSS from smaps_rollup):", ""]
+        out += ["", "Memory per kind of process, MiB (RSS and PSS from smaps_rollup; distinct: the stack's "
+                    "physical pages, each counted once, from pagemap):", ""]
         out += _markdown_table(MEMORY_HEADER, memory)
     return "\n".join(out)
 

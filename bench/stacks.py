@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -194,7 +195,9 @@ class BenchStack:
     def note_memory(self, moment: str) -> None:
         """Records the stack's memory as `moment` ("idle" or "after"): at rest, so the caller
         waits a moment after the last request first."""
-        self.memory[moment] = memory_by_kind(kinds_of(self.services()))
+        kinds = kinds_of(self.services())
+        self.memory[moment] = memory_by_kind(kinds)
+        self.memory[moment]["total"]["distinct_mib"] = distinct_pages_mib(kinds)
 
     def services(self) -> dict[int, str]:
         """pid -> role ("nginx", "pool", "relay") of every live process of the stack's services."""
@@ -289,6 +292,30 @@ def memory_by_kind(kinds: dict[int, str], readings: dict[int, tuple[int, int]] |
                     "rss_mib": round(sum(r for _, r, _ in sums.values()) / 1024, 1),
                     "pss_mib": round(sum(p for _, _, p in sums.values()) / 1024, 1)}
     return out
+
+
+def distinct_pages_mib(pids) -> float | None:
+    """The physical memory the processes hold between them, each page counted once: the page
+    frames behind their resident pages (/proc/PID/pagemap). None where the kernel hides frame
+    numbers (from all but root)."""
+    frames: set[int] = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/maps") as maps, open(f"/proc/{pid}/pagemap", "rb") as pagemap:
+                for line in maps:
+                    fields = line.split()
+                    if fields[-1] in ("[vsyscall]", "[vvar]", "[vvar_vclock]", "[vdso]"):
+                        continue
+                    low, high = (int(x, 16) for x in fields[0].split("-"))
+                    pagemap.seek(low // 4096 * 8)
+                    for (entry,) in struct.iter_unpack("<Q", pagemap.read((high - low) // 4096 * 8)):
+                        if entry >> 63:  # present; bits 0-54 are the frame number
+                            frames.add(entry & ((1 << 55) - 1))
+        except OSError:
+            continue
+    if not frames or frames == {0}:
+        return None
+    return round(len(frames) * 4096 / 2**20, 1)
 
 
 def add_peak(peaks: dict, sample: dict) -> None:

@@ -57,6 +57,9 @@ def test_every_bench_scenario_runs_without_errors(tmp_path):
             if moment != "peak":  # a peak's total is its highest sum, not the sum of highest parts
                 assert abs(figures["total"]["rss_mib"] - kinds_rss) <= 0.5, (stack, moment, figures)
             assert figures["total"]["processes"] == sum(figures[kind]["processes"] for kind in MEMORY_KINDS)
+            if moment != "peak" and os.geteuid() == 0:  # page frame numbers are root's to read
+                # Each physical page once: no more than the RSS that counts shared ones repeatedly.
+                assert 0 < figures["total"]["distinct_mib"] <= figures["total"]["rss_mib"], (stack, moment, figures)
         # Under load the pool's workers hold at least what they held at rest, give or take a page.
         assert moments["peak"]["pool workers"]["rss_mib"] >= moments["idle"]["pool workers"]["rss_mib"] - 1, moments
     assert by_key["list20"]["memory_kinds_mib"]["total"]["rss_mib"] > 0, by_key["list20"]
