@@ -142,6 +142,21 @@ def test_the_pools_processes_allocate_with_jemalloc_and_its_settings(stack):
         executable = os.readlink(f"/proc/{pid}/exe")
         symbols = subprocess.run(["nm", "-D", "--defined-only", executable], capture_output=True, text=True, check=True)
         assert " malloc_conf" in symbols.stdout
+        # And jemalloc read it: its background thread, which returns freed pages of an idle
+        # worker, runs (one per process).
+        names = wait_for(lambda: thread_names(pid) if "jemalloc_bg_thd" in thread_names(pid) else None, 5,
+                         f"pool process {pid} has no jemalloc background thread")
+        assert names.count("jemalloc_bg_thd") == 1, names
+
+
+def thread_names(pid: int) -> list[str]:
+    names = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            names.append(Path(f"/proc/{pid}/task/{task}/comm").read_text().strip())
+        except OSError:
+            pass  # a thread that just ended
+    return names
 
 
 # A FastCGI record's header: version, type, request id, content length, padding length.
