@@ -17,9 +17,11 @@ import Synchronization
 /// At most `activeThreads` of them work on requests at once (`ActiveThreads`): a thread takes
 /// a place before it accepts and keeps it for its next request.
 ///
-/// Threads start as they are needed, like php-fpm's `pm = ondemand` does with processes: a
+/// Threads start as they are needed, like php-fpm's `pm = dynamic` does with processes: a
 /// worker starts with `activeThreads` of them and adds one whenever a thread takes a request
-/// and leaves none waiting to accept, up to `threadCount` (each held stream keeps one). A
+/// and leaves fewer than `spareThreads` waiting to accept, up to `threadCount` (each held
+/// stream keeps one). The spare ones accept the next requests of a burst while the new ones
+/// start, instead of each request waiting for a thread to be made and scheduled. A
 /// thread beyond the first `activeThreads` that has waited `threadIdleSeconds` for a request
 /// ends. Every thread that ever ran keeps its touched stack and its allocator cache, and
 /// leader/follower hands requests to all the threads in turn, so a worker that started all
@@ -37,6 +39,8 @@ public final class Worker: @unchecked Sendable {
     /// Threads running, and how many of them wait to accept a request (leader and followers).
     private let alive = Atomic<Int>(0)
     private let waiting = Atomic<Int>(0)
+    /// Threads kept waiting to accept while more may start (php-fpm's `pm.min_spare_servers`).
+    private var spareThreads: Int { max(2, activeThreads / 2) }
     /// Signalled by the last thread to end once the worker is stopping.
     private let drained = DispatchSemaphore(value: 0)
     private let pid = getpid()
@@ -169,8 +173,8 @@ public final class Worker: @unchecked Sendable {
         while true {
             waiting.add(1, ordering: .acquiringAndReleasing)
             accepted = accept(request)
-            // The last thread waiting to accept has taken a request: another takes its place.
-            if waiting.subtract(1, ordering: .acquiringAndReleasing).newValue == 0 && accepted == .request {
+            // Too few threads are left waiting to accept: another takes this one's place.
+            if waiting.subtract(1, ordering: .acquiringAndReleasing).newValue < spareThreads && accepted == .request {
                 startThread()
             }
             guard accepted == .request else { break }
