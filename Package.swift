@@ -22,8 +22,7 @@ let package = Package(
         .systemLibrary(name: "CFastCGI", pkgConfig: "fcgi", providers: [.apt(["libfcgi-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
-        // libcurl's declarations, and the functions that open libcurl when first called (loader.c).
-        .target(name: "CCurl", path: "Sources/CCurl", publicHeadersPath: "."),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
         // Engines: the streaming engine protocol, the offline stub, the OpenAI-compatible client.
         .target(name: "PriviaEngines", dependencies: ["CCurl"]),

@@ -199,22 +199,3 @@ def test_a_turn_over_the_daily_budget_is_refused_before_any_provider_call(make_s
         assert r.status_code == 429 and r.json()["code"] == "RATE_LIMIT"
         assert "resets at 00:00 UTC" in r.json()["detail"]
         assert requests_seen(provider) == []
-
-
-def maps_libcurl(pid: int) -> bool:
-    return "libcurl.so" in Path(f"/proc/{pid}/maps").read_text()
-
-
-def test_only_a_worker_that_calls_a_provider_loads_libcurl(make_stack, provider):
-    """libcurl and the libraries it needs (GnuTLS, Kerberos, LDAP, ...) cost each process that
-    maps them about 4 MiB; only a worker that calls a provider needs them (Sources/CCurl)."""
-    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_MODELS_FILE": models_file(provider),
-                        "FAKE_PROVIDER_KEY": "sk-fake-secret-key"}, name="lazy-curl")
-    master, (worker,) = stack.fcgi_master_pid(), stack.fcgi_worker_pids()
-    relay = stack.service_pid("privia-relay")
-    with stack.client() as client:
-        token, _ = sign_up_and_in(client)
-        assert [maps_libcurl(pid) for pid in (master, worker, relay)] == [False, False, False]
-        parser = stream_turn(client, token, {"question": "loaded on demand", "model": "fast"})
-        assert parser.answer.strip() == "loaded on demand"
-    assert [maps_libcurl(pid) for pid in (master, worker, relay)] == [False, True, False]
