@@ -50,7 +50,6 @@ case $mode in
     all) packages=("${build_packages[@]}" "${run_packages[@]}") ;;
     build) packages=("${build_packages[@]}") ;;
     # The shared libraries the binaries link, without headers or tools.
-    # libcurl4 is not linked: the engine opens it at its first provider call (Sources/CCurl/loader.c).
     runtime) packages=("${run_packages[@]}" libfcgi0ldbl libsqlite3-0 libssl3 libcurl4 libjemalloc2 ca-certificates) ;;
 esac
 
