@@ -24,21 +24,23 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Support, shared by every layer: JSON, server-sent events, base64url, time, white space.
+        .target(name: "PriviaSupport"),
         // Engines: the streaming engine protocol, the offline stub, the OpenAI-compatible client.
-        .target(name: "PriviaEngines", dependencies: ["CCurl"]),
+        .target(name: "PriviaEngines", dependencies: ["CCurl", "PriviaSupport"]),
         // Core domain: storage, migrations, accounts, conversations, messages.
         .target(name: "PriviaCore", dependencies: [
-            "CSQLite", "COpenSSL", "PriviaEngines", .product(name: "Atomics", package: "swift-atomics"),
+            "CSQLite", "COpenSSL", "PriviaSupport", "PriviaEngines", .product(name: "Atomics", package: "swift-atomics"),
         ]),
         // Chat service: one turn, whatever transport carries it.
-        .target(name: "PriviaChat", dependencies: ["PriviaCore", "PriviaEngines"]),
+        .target(name: "PriviaChat", dependencies: ["PriviaSupport", "PriviaCore", "PriviaEngines"]),
         // HTTP layer: requests and responses as plain values, routes, JSON errors, SSE.
-        .target(name: "PriviaHTTP", dependencies: ["PriviaCore", "PriviaChat", "PriviaEngines"]),
+        .target(name: "PriviaHTTP", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines"]),
         // FastCGI transport: libfcgi adapter and the pre-forked pool.
-        .target(name: "PriviaFastCGI", dependencies: ["CFastCGI", "PriviaHTTP"]),
+        .target(name: "PriviaFastCGI", dependencies: ["CFastCGI", "PriviaSupport", "PriviaHTTP"]),
         // WebSocket relay: SwiftNIO server that carries turns to the pool over FastCGI.
         .target(name: "PriviaRelay", dependencies: [
-            "PriviaCore",
+            "PriviaSupport", "PriviaCore",
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -51,17 +53,19 @@ let package = Package(
         .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
         .executableTarget(name: "privia-relay", dependencies: ["PriviaRelay"]),
         // The benchmark's ceiling: the same pool answering a constant body (bench/README.md).
-        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
+        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI", "PriviaSupport", "CPoolAllocator"]),
         .executableTarget(name: "privia", dependencies: [
             "PriviaCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "PriviaCoreTests", dependencies: ["PriviaCore", "PriviaChat", "PriviaEngines"]),
-        .testTarget(name: "PriviaHTTPTests", dependencies: ["PriviaHTTP", "PriviaCore", "PriviaChat"]),
-        .testTarget(name: "PriviaEnginesTests", dependencies: ["PriviaEngines"]),
+        .testTarget(name: "PriviaSupportTests", dependencies: ["PriviaSupport"]),
+        .testTarget(name: "PriviaCoreTests", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines"]),
+        .testTarget(name: "PriviaHTTPTests", dependencies: ["PriviaSupport", "PriviaHTTP", "PriviaCore", "PriviaChat"]),
+        .testTarget(name: "PriviaEnginesTests", dependencies: ["PriviaSupport", "PriviaEngines"]),
         .testTarget(name: "PriviaRelayTests", dependencies: [
-            "PriviaRelay", "PriviaCore",
+            "PriviaSupport", "PriviaRelay", "PriviaCore",
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

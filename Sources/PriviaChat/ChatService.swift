@@ -1,6 +1,7 @@
 import Foundation
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 /// One chat turn, the same for REST, SSE and WebSocket: validate, authorize, persist the
 /// prompt, stream from the engine, persist the answer and its metadata and usage.

@@ -1,5 +1,6 @@
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 /// What a turn does: ask a new question, answer the last question again, or replace the
 /// last question and answer it.

@@ -1,6 +1,7 @@
 import CFastCGI
 import Foundation
 import PriviaCore
+import PriviaSupport
 
 /// Settings of the pool, named after php-fpm's where one exists.
 public struct PoolSettings: Sendable {

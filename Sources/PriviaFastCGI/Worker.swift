@@ -22,7 +22,7 @@ public final class Worker: @unchecked Sendable {
     private let activeThreads: Int
     private let responder: HTTPResponder
     private let maxRequests: Int
-    private let acceptLock = ThreadMutex()
+    private let acceptLock = Mutex<Void>(())
     private let stopping = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
     private let pid = getpid()
@@ -114,11 +114,13 @@ public final class Worker: @unchecked Sendable {
         // A thread keeps its place among the active threads from one request to the next (see
         // ActiveThreads), but not while it waits for the accept lock: its holder may be polling
         // an idle socket.
-        if !acceptLock.tryLock() {
-            ActiveThreads.process.end()
-            acceptLock.lock()
-        }
-        defer { acceptLock.unlock() }
+        if let accepted = acceptLock.withLockIfAvailable({ _ in acceptAsLeader(request) }) { return accepted }
+        ActiveThreads.process.end()
+        return acceptLock.withLock { _ in acceptAsLeader(request) }
+    }
+
+    /// The accept loop of the thread holding the accept lock.
+    private func acceptAsLeader(_ request: UnsafeMutablePointer<FCGX_Request>) -> Bool {
         while !stopping.load(ordering: .acquiring) {
             // Accept first and wait only when nothing is queued: under load a connection is
             // usually waiting, and the poll before it was one more system call per request.

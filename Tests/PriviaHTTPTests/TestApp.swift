@@ -3,6 +3,7 @@ import PriviaChat
 import PriviaCore
 import PriviaEngines
 @testable import PriviaHTTP
+import PriviaSupport
 
 /// The API over a fresh, migrated database file, called with plain request values.
 final class TestApp {

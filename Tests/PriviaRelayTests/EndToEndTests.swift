@@ -3,6 +3,7 @@ import NIOCore
 import NIOPosix
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 import Testing
 @testable import PriviaRelay
 

@@ -1,8 +1,10 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PriviaCore
 @testable import PriviaRelay
+import PriviaSupport
 
 /// A tiny FastCGI responder on a unix socket that speaks real FastCGI records, standing in
 /// for the pool: `GET /api/auth/me` knows the token "good-token"; `POST /api/stream` answers
@@ -16,16 +18,16 @@ final class FakePool: Sendable {
 
     let socketPath: String
     private let channel: any Channel
-    private let state: Locked<(requests: [Request], closedEarly: Int)>
+    private let state: NIOLockedValueBox<(requests: [Request], closedEarly: Int)>
 
-    private init(socketPath: String, channel: any Channel, state: Locked<(requests: [Request], closedEarly: Int)>) {
+    private init(socketPath: String, channel: any Channel, state: NIOLockedValueBox<(requests: [Request], closedEarly: Int)>) {
         self.socketPath = socketPath
         self.channel = channel
         self.state = state
     }
 
     static func start(at socketPath: String, group: any EventLoopGroup) async throws -> FakePool {
-        let state = Locked<(requests: [Request], closedEarly: Int)>(([], 0))
+        let state = NIOLockedValueBox<(requests: [Request], closedEarly: Int)>(([], 0))
         let channel = try await ServerBootstrap(group: group)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -37,9 +39,9 @@ final class FakePool: Sendable {
         return FakePool(socketPath: socketPath, channel: channel, state: state)
     }
 
-    var requests: [Request] { state.withLock { $0.requests } }
+    var requests: [Request] { state.withLockedValue { $0.requests } }
     /// Connections the client closed before the response was complete (a stop, as the pool sees it).
-    var closedEarly: Int { state.withLock { $0.closedEarly } }
+    var closedEarly: Int { state.withLockedValue { $0.closedEarly } }
 
     func stop() async { try? await channel.close() }
 }
@@ -49,13 +51,13 @@ private final class FakePoolConnection: ChannelInboundHandler {
     typealias InboundIn = FastCGIRecord
     typealias OutboundOut = ByteBuffer
 
-    private let state: Locked<(requests: [FakePool.Request], closedEarly: Int)>
+    private let state: NIOLockedValueBox<(requests: [FakePool.Request], closedEarly: Int)>
     private var params = ByteBuffer()
     private var stdin = ByteBuffer()
     private var paramsDone = false
     private var finished = false
 
-    init(state: Locked<(requests: [FakePool.Request], closedEarly: Int)>) {
+    init(state: NIOLockedValueBox<(requests: [FakePool.Request], closedEarly: Int)>) {
         self.state = state
     }
 
@@ -71,13 +73,13 @@ private final class FakePoolConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !finished { state.withLock { $0.closedEarly += 1 } }
+        if !finished { state.withLockedValue { $0.closedEarly += 1 } }
     }
 
     private func respond(context: ChannelHandlerContext) {
         let pairs = (try? FastCGIParams.decode(params)) ?? []
         let request = FakePool.Request(params: Dictionary(pairs, uniquingKeysWith: { a, _ in a }), body: String(buffer: stdin))
-        state.withLock { $0.requests.append(request) }
+        state.withLockedValue { $0.requests.append(request) }
         let authorized = request.params["HTTP_AUTHORIZATION"] == "Bearer good-token"
 
         switch request.params["REQUEST_URI"] {

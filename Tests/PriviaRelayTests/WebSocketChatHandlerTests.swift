@@ -2,6 +2,7 @@ import NIOCore
 import NIOEmbedded
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 import Testing
 @testable import PriviaRelay
 

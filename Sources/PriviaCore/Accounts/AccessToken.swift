@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// The claims Privia puts in an access token.
 public struct TokenClaims: Equatable, Sendable {

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// Sign-up, sign-in, token checks and logout, over the `users` and `revoked_tokens` tables.
 public final class AccountService: Sendable {

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// A person with an account.
 public struct User: Equatable, Sendable {
     public var id: String

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// A conversation as the list shows it.
 public struct ConversationSummary: Sendable {
     public var id: String

@@ -1,5 +1,6 @@
 import Foundation
 import PriviaEngines
+import PriviaSupport
 
 /// A user's conversations and their messages. Every call takes the owner's id, and anything
 /// the owner does not own is `notFound`, exactly as if it did not exist.

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// How Privia is configured: environment variables, documented in README.md with these defaults.
 public struct Configuration: Sendable {

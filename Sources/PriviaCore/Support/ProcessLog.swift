@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// Structured log lines for process events (start, stop, worker restarts).
 public enum ProcessLog {

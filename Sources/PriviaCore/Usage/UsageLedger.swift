@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// One generation's cost, as recorded in `usage_events`.
 public struct UsageEvent: Sendable {

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// Bounds the history sent to a provider, so a long conversation costs a bounded prompt.
 ///
 /// The window is the system prompt (when configured) followed by the most recent messages whose

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// The models this server offers, the providers behind them, and the limits every request obeys.
 ///

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 extension ModelCatalog {
     /// The catalog the environment describes (see `ModelCatalog` for the sources and the file

@@ -1,4 +1,5 @@
 import PriviaCore
+import PriviaSupport
 
 /// Where a streamed response writes. The transport implements it; a `false` from
 /// `send`, or `clientGone`, means the client left: stop producing.

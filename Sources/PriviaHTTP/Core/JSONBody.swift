@@ -1,4 +1,5 @@
 import PriviaCore
+import PriviaSupport
 
 extension HTTPRequest {
     /// The body as a JSON object; an empty body is `{}` when `allowEmpty`.

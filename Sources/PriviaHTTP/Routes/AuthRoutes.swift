@@ -1,4 +1,5 @@
 import PriviaCore
+import PriviaSupport
 
 extension PriviaAPI {
     func signUp(_ request: HTTPRequest) throws -> HTTPResponse {

@@ -2,6 +2,7 @@ import Foundation
 import PriviaChat
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 extension PriviaAPI {
     func turnRequest(_ request: HTTPRequest) throws -> TurnRequest {

@@ -2,6 +2,7 @@ import Foundation
 import PriviaChat
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 /// Privia's HTTP API: every route, as a function from request to response.
 public final class PriviaAPI: HTTPResponder {

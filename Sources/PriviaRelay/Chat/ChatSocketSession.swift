@@ -1,4 +1,5 @@
 import PriviaCore
+import PriviaSupport
 
 /// The chat state of one WebSocket: idle, or running exactly one turn.
 ///

@@ -1,4 +1,5 @@
 import PriviaCore
+import PriviaSupport
 
 /// A text frame from the browser, read the way Privia's `/api/ws/chat` reads it (contract §3).
 public enum ClientMessage: Equatable, Sendable {

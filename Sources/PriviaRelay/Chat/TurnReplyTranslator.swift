@@ -1,5 +1,6 @@
 import NIOCore
 import PriviaCore
+import PriviaSupport
 
 /// Turns the pool's answer to `POST /api/stream` into server frames.
 ///

@@ -1,6 +1,8 @@
 import Foundation
 import NIOCore
 import PriviaCore
+import PriviaSupport
+import Synchronization
 
 /// Pushes workspace events (a conversation created, renamed, deleted; a message finished) to
 /// every open socket of their user.
@@ -9,15 +11,10 @@ import PriviaCore
 /// its own thread (SQLite calls block, so never on an event loop), with one indexed query
 /// `WHERE id > ?` per interval, starting after the newest row that existed at start-up.
 public final class WorkspaceEventPoller: Sendable {
-    private struct State {
-        var stopped = false
-        var thread: Thread?
-    }
-
     public let databasePath: String
     private let registry: SocketRegistry
     private let interval: TimeAmount
-    private let state = Locked(State())
+    private let stopped = Atomic(false)
     private let wakeUp = NSCondition()
 
     public init(databasePath: String, registry: SocketRegistry, interval: TimeAmount = .milliseconds(250)) {
@@ -29,19 +26,18 @@ public final class WorkspaceEventPoller: Sendable {
     public func start() {
         let thread = Thread { [self] in run() }
         thread.name = "privia-relay-events"
-        state.withLock { $0.thread = thread }
         thread.start()
     }
 
     /// Stops the thread at its next wake-up (at once if it is waiting).
     public func stop() {
-        state.withLock { $0.stopped = true }
+        stopped.store(true, ordering: .releasing)
         wakeUp.lock()
         wakeUp.broadcast()
         wakeUp.unlock()
     }
 
-    private var isStopped: Bool { state.withLock { $0.stopped } }
+    private var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
     private func run() {
         var database: Database?

@@ -1,5 +1,7 @@
 import Foundation
 import PriviaCore
+import PriviaSupport
+import Synchronization
 
 /// JSON lines on stderr: `{"ts":…,"level":…,"msg":…, …fields}`, one per event.
 public final class RelayLog: Sendable {
@@ -12,7 +14,7 @@ public final class RelayLog: Sendable {
     /// The process's log; `privia-relay` sets its level at start-up.
     public static let shared = RelayLog()
 
-    private let state = Locked<(level: Level, sink: (@Sendable (String) -> Void)?)>((.info, nil))
+    private let state = Mutex<(level: Level, sink: (@Sendable (String) -> Void)?)>((.info, nil))
 
     public init() {}
 

@@ -3,6 +3,8 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import PriviaSupport
+import Synchronization
 
 /// The relay's listeners and the pipeline of each accepted connection:
 /// HTTP/1.1 → (`/api/ws/chat` upgrade → ask the pool who the token is → chat socket)
@@ -13,7 +15,7 @@ public final class RelayServer: Sendable {
     private let group: any EventLoopGroup
     private let environment: ChatSocketEnvironment
     private let authenticator: PoolAuthenticator
-    private let listeners = Locked<[any Channel]>([])
+    private let listeners = Mutex<[any Channel]>([])
 
     /// `transport` defaults to a FastCGI client of the pool's socket; tests may pass another.
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, transport: (any PoolTransport)? = nil) {

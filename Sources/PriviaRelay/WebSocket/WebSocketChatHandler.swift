@@ -1,6 +1,7 @@
 import NIOCore
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 
 /// What every chat socket of one server shares.
 public struct ChatSocketEnvironment: Sendable {
