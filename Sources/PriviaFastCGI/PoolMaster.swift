@@ -1,5 +1,6 @@
 import CFastCGI
 import Foundation
+import Logging
 import PriviaCore
 import PriviaSupport
 
@@ -73,7 +74,7 @@ public final class PoolMaster {
         signal(SIGPIPE, SIG_IGN)
         listenSocket = FCGX_OpenSocket(settings.socketPath, settings.backlog)
         guard listenSocket >= 0 else {
-            ProcessLog.error("cannot open the FastCGI socket", [("path", .string(settings.socketPath))])
+            processLog.error("cannot open the FastCGI socket", metadata: ["path": .string(settings.socketPath)])
             exit(1)
         }
         // Non-blocking, so a worker thread that loses an accept race gets EAGAIN (see Worker).
@@ -89,8 +90,8 @@ public final class PoolMaster {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         for slot in 0..<settings.workers { spawn(slot: slot) }
-        ProcessLog.info("pool ready", [("socket", .string(settings.socketPath)), ("workers", .int(settings.workers)),
-                                       ("threads", .int(settings.threads))])
+        processLog.info("pool ready", metadata: ["socket": .string(settings.socketPath), "workers": .stringConvertible(settings.workers),
+                                                 "threads": .stringConvertible(settings.threads)])
 
         var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
@@ -104,7 +105,7 @@ public final class PoolMaster {
             if let deadline = stopDeadline {
                 if workers.isEmpty { finish() }
                 if Date() >= deadline {
-                    ProcessLog.error("grace period over, killing workers", [("left", .int(workers.count))])
+                    processLog.error("grace period over, killing workers", metadata: ["left": .stringConvertible(workers.count)])
                     for pid in workers.keys { kill(pid, SIGKILL) }
                 }
             }
@@ -143,9 +144,9 @@ public final class PoolMaster {
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         if rc == 0 {
             workers[pid] = (slot, false)
-            ProcessLog.info("worker started", [("worker_pid", .int(Int(pid))), ("slot", .int(slot))])
+            processLog.info("worker started", metadata: ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(slot)])
         } else {
-            ProcessLog.error("cannot start a worker", [("errno", .int(Int(rc)))])
+            processLog.error("cannot start a worker", metadata: ["errno": .stringConvertible(Int(rc))])
         }
     }
 
@@ -156,15 +157,19 @@ public final class PoolMaster {
             guard pid > 0 else { return }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
             let signaled = status & 0x7f
-            let fields: [(String, JSON)] = [("worker_pid", .int(Int(pid))), ("slot", .int(worker.slot)),
-                                            signaled != 0 ? ("signal", .int(Int(signaled))) : ("exit_code", .int(Int((status >> 8) & 0xff)))]
+            var fields: Logger.Metadata = ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(worker.slot)]
+            if signaled != 0 {
+                fields["signal"] = .stringConvertible(Int(signaled))
+            } else {
+                fields["exit_code"] = .stringConvertible(Int((status >> 8) & 0xff))
+            }
             if stopDeadline != nil || worker.retiring {
-                ProcessLog.info("worker exited", fields)
+                processLog.info("worker exited", metadata: fields)
             } else if signaled == 0 && (status >> 8) & 0xff == 0 {
-                ProcessLog.info("worker recycled after max requests, restarting", fields)
+                processLog.info("worker recycled after max requests, restarting", metadata: fields)
                 spawn(slot: worker.slot)
             } else {
-                ProcessLog.error("worker died, restarting", fields)  // a crash or a kill
+                processLog.error("worker died, restarting", metadata: fields)  // a crash or a kill
                 spawn(slot: worker.slot)
             }
         }
@@ -172,7 +177,7 @@ public final class PoolMaster {
 
     private func reload() {
         guard stopDeadline == nil else { return }
-        ProcessLog.info("reloading workers")
+        processLog.info("reloading workers")
         let old = Array(workers.keys)
         for pid in old { workers[pid]?.retiring = true }
         // New workers accept on the same socket before the old ones stop, so nothing is refused.
@@ -182,7 +187,7 @@ public final class PoolMaster {
 
     private func beginStop(signal number: Int32) {
         guard stopDeadline == nil else { return }
-        ProcessLog.info("stopping", [("signal", .int(Int(number))), ("grace_seconds", .int(settings.graceSeconds))])
+        processLog.info("stopping", metadata: ["signal": .stringConvertible(Int(number)), "grace_seconds": .stringConvertible(settings.graceSeconds)])
         stopDeadline = Date().addingTimeInterval(TimeInterval(settings.graceSeconds))
         for pid in workers.keys { kill(pid, SIGTERM) }
     }
@@ -190,7 +195,7 @@ public final class PoolMaster {
     private func finish() -> Never {
         close(listenSocket)
         unlink(settings.socketPath)
-        ProcessLog.info("pool stopped")
+        processLog.info("pool stopped")
         exit(0)
     }
 }

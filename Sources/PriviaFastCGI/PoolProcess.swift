@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PriviaCore
 import PriviaHTTP
 
@@ -28,15 +29,14 @@ public enum PoolProcess {
         } catch {
             fail("\(error)")
         }
-        let group = ProcessInfo.processInfo.environment["PRIVIA_LISTEN_GROUP"].flatMap { $0.isEmpty ? nil : $0 }
         PoolMaster(settings: PoolSettings(workers: configuration.workers, threads: configuration.threads,
                                           graceSeconds: configuration.graceSeconds, socketPath: configuration.socketPath,
-                                          listenGroup: group)).run()
+                                          listenGroup: configuration.listenGroup)).run()
     }
 
     /// Logs `message` as an error and exits 1: for start-up failures.
     public static func fail(_ message: String) -> Never {
-        ProcessLog.error(message)
+        processLog.error("\(message)")
         exit(1)
     }
 }

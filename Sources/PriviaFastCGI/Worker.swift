@@ -1,5 +1,6 @@
 import CFastCGI
 import Foundation
+import Logging
 import PriviaCore
 import PriviaHTTP
 import Synchronization
@@ -70,12 +71,12 @@ public final class Worker: @unchecked Sendable {
             }, context)
             pthread_attr_destroy(&attributes)
             if rc != 0 {
-                ProcessLog.error("cannot start worker thread", [("index", .int(index)), ("errno", .int(Int(rc)))])
+                processLog.error("cannot start worker thread", metadata: ["index": .stringConvertible(index), "errno": .stringConvertible(Int(rc))])
                 break
             }
             threads.append(thread)
         }
-        ProcessLog.info("worker ready", [("threads", .int(threads.count)), ("active_threads", .int(activeThreads))])
+        processLog.info("worker ready", metadata: ["threads": .stringConvertible(threads.count), "active_threads": .stringConvertible(activeThreads)])
 
         // Wait for a stop signal, or for a thread to notice max_requests was reached.
         var timeout = timespec(tv_sec: 0, tv_nsec: 250_000_000)
@@ -83,9 +84,9 @@ public final class Worker: @unchecked Sendable {
             let number = sigtimedwait(&stopSignals, nil, &timeout)
             if number > 0 { stopping.store(true, ordering: .releasing) }
         }
-        ProcessLog.info("worker draining")
+        processLog.info("worker draining")
         for thread in threads { pthread_join(thread, nil) }
-        ProcessLog.info("worker stopped", [("served", .int(served.load(ordering: .relaxed)))])
+        processLog.info("worker stopped", metadata: ["served": .stringConvertible(served.load(ordering: .relaxed))])
         exit(0)
     }
 
@@ -130,7 +131,7 @@ public final class Worker: @unchecked Sendable {
             ActiveThreads.process.end()
             // -EAGAIN: nothing queued, or another process took that connection. Anything else: log and go on.
             if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
-                ProcessLog.error("accept failed", [("rc", .int(Int(rc)))])
+                processLog.error("accept failed", metadata: ["rc": .stringConvertible(Int(rc))])
                 usleep(10_000)
                 continue
             }

@@ -64,7 +64,7 @@ public struct JSONWriter {
     }
 
     /// A key known only at run time (a `JSON` object's), escaped like any string.
-    mutating func key(dynamic key: String) {
+    public mutating func key(dynamic key: String) {
         separate()
         string(key)
         bytes.append(UInt8(ascii: ":"))

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PriviaChat
 import PriviaCore
 import PriviaEngines
@@ -23,7 +24,7 @@ PoolProcess.run(configuration: configuration, prepareMaster: {
         try PriviaDatabaseAdoption.check(db)
         return try Migrator(migrations: Migration.load(from: configuration.migrationsDirectory)).migrate(db)
     }
-    for name in applied { ProcessLog.info("migration applied", [("name", .string(name))]) }
+    for name in applied { processLog.info("migration applied", metadata: ["name": .string(name)]) }
 }, responder: {
     let database = try Database(path: configuration.databasePath, maxConnections: 16)
     let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: configuration.passwordIterations),

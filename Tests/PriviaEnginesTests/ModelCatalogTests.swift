@@ -29,7 +29,7 @@ import Testing
     """
 
     func load(_ text: String = Self.file, environment: [String: String] = ["TEST_ROUTER_KEY": "sk-test-1234"]) throws -> ModelCatalog {
-        try ModelCatalog.decode(Data(text.utf8), environment: environment, directory: nil, source: "models.json")
+        try ModelCatalog.decode(Data(text.utf8), settings: EnvironmentSettings(environment), directory: nil, source: "models.json")
     }
 
     @Test func nothingConfiguredOffersTheStubAlone() throws {

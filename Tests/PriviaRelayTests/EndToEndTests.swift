@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOWebSocket
@@ -17,7 +18,7 @@ struct RelayUnderTest {
     var socketPath: String { directory + "/run/privia-relay.sock" }
 
     static func start(pingSeconds: Int64 = 30) async throws -> RelayUnderTest {
-        RelayLog.shared.level = .error
+        JSONLineLogHandler.minimumLevel = .error
         // sun_path holds 108 bytes: keep the temporary directory short.
         let directory = "/tmp/prt-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         try FileManager.default.createDirectory(atPath: directory + "/run", withIntermediateDirectories: true)

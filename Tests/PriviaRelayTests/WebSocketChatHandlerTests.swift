@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
@@ -39,7 +40,7 @@ struct ChatSocketHarness {
     let registry = SocketRegistry()
 
     init(identity: SocketIdentity = .user(id: "u1", token: "tok"), pingSeconds: Int64 = 30) throws {
-        RelayLog.shared.level = .error  // keep test output readable
+        JSONLineLogHandler.minimumLevel = .error  // keep test output readable
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let environment = ChatSocketEnvironment(transport: transport, registry: registry,
                                                 pingInterval: .seconds(pingSeconds), closeTimeout: .seconds(5))

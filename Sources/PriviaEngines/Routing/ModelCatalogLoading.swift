@@ -7,13 +7,21 @@ extension ModelCatalog {
     /// messages name variables and files, never key values.
     public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
                             stubTokenDelayMilliseconds: Int = 0) throws -> ModelCatalog {
-        func value(_ name: String) -> String? {
-            environment[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        try load(settings: EnvironmentSettings(environment), stubTokenDelayMilliseconds: stubTokenDelayMilliseconds)
+    }
+
+    public static func load(settings: EnvironmentSettings, stubTokenDelayMilliseconds: Int = 0) throws -> ModelCatalog {
+        let modelsFile = settings.string("PRIVIA_MODELS_FILE")
+        let baseURL = settings.string("PRIVIA_OPENAI_BASE_URL")
+        let model = settings.string("PRIVIA_OPENAI_MODEL")
+        let key: String?
+        do { key = try settings.secret("PRIVIA_OPENAI_API_KEY") } catch let error as ConfigurationError {
+            throw ModelCatalogError.invalidConfiguration(error.description)
         }
-        let shorthand = ["PRIVIA_OPENAI_BASE_URL", "PRIVIA_OPENAI_MODEL", "PRIVIA_OPENAI_API_KEY", "PRIVIA_OPENAI_API_KEY_FILE"]
-            .filter { value($0) != nil }
+        let shorthand = [("PRIVIA_OPENAI_BASE_URL", baseURL), ("PRIVIA_OPENAI_MODEL", model), ("PRIVIA_OPENAI_API_KEY", key)]
+            .filter { $0.1 != nil }.map(\.0)
         var catalog: ModelCatalog
-        if let path = value("PRIVIA_MODELS_FILE") {
+        if let path = modelsFile {
             guard shorthand.isEmpty else {
                 throw ModelCatalogError.invalidConfiguration(
                     "PRIVIA_MODELS_FILE and \(shorthand.joined(separator: ", ")) are both set; configure providers in one place")
@@ -23,16 +31,13 @@ extension ModelCatalog {
             do { data = try Data(contentsOf: url) } catch {
                 throw ModelCatalogError.invalidConfiguration("PRIVIA_MODELS_FILE: cannot read \(path)")
             }
-            catalog = try decode(data, environment: environment, directory: url.deletingLastPathComponent(), source: path)
+            catalog = try decode(data, settings: settings, directory: url.deletingLastPathComponent(), source: path)
         } else if !shorthand.isEmpty {
-            guard let baseURL = value("PRIVIA_OPENAI_BASE_URL"), let model = value("PRIVIA_OPENAI_MODEL") else {
+            guard let baseURL, let model else {
                 throw ModelCatalogError.invalidConfiguration("PRIVIA_OPENAI_BASE_URL and PRIVIA_OPENAI_MODEL go together")
             }
             try checkBaseURL(baseURL, source: "PRIVIA_OPENAI_BASE_URL")
-            let key = try apiKey(environmentName: value("PRIVIA_OPENAI_API_KEY") != nil ? "PRIVIA_OPENAI_API_KEY" : nil,
-                                 file: value("PRIVIA_OPENAI_API_KEY_FILE"), environment: environment,
-                                 directory: nil, source: "PRIVIA_OPENAI_API_KEY_FILE")
-            catalog = ModelCatalog(providers: [Provider(id: "openai", baseURL: baseURL, apiKey: key)],
+            catalog = ModelCatalog(providers: [Provider(id: "openai", baseURL: baseURL, apiKey: key.map(ProviderSecret.init))],
                                    models: [Model(id: model, provider: "openai", providerModel: model, displayName: model)])
         } else {
             catalog = .stubOnly()
@@ -42,7 +47,7 @@ extension ModelCatalog {
     }
 
     /// Parses and checks a models file.
-    static func decode(_ data: Data, environment: [String: String], directory: URL?, source: String) throws -> ModelCatalog {
+    static func decode(_ data: Data, settings: EnvironmentSettings, directory: URL?, source: String) throws -> ModelCatalog {
         func invalid(_ reason: String) -> ModelCatalogError { .invalidConfiguration("\(source): \(reason)") }
         try checkFields(data, invalid)
         let file: ModelsFile
@@ -73,7 +78,7 @@ extension ModelCatalog {
                     throw invalid("provider \"\(entry.id)\": put the key in api_key_env or api_key_file, not in headers")
                 }
             }
-            let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, environment: environment,
+            let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, settings: settings,
                                  directory: directory, source: "\(source): provider \"\(entry.id)\"")
             providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:]))
         }
@@ -131,7 +136,7 @@ extension ModelCatalog {
     }
 
     /// Reads a key from a named variable or a file (relative paths: from the config file's folder).
-    private static func apiKey(environmentName: String?, file: String?, environment: [String: String],
+    private static func apiKey(environmentName: String?, file: String?, settings: EnvironmentSettings,
                                directory: URL?, source: String) throws -> ProviderSecret? {
         switch (environmentName, file) {
         case (nil, nil):
@@ -139,7 +144,7 @@ extension ModelCatalog {
         case (_?, _?):
             throw ModelCatalogError.invalidConfiguration("\(source): give api_key_env or api_key_file, not both")
         case let (name?, nil):
-            guard let key = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty else {
+            guard let key = (try? settings.secret(name))??.trimmingWhiteSpace, !key.isEmpty else {
                 throw ModelCatalogError.invalidConfiguration("\(source): the variable \(name) is not set")
             }
             return ProviderSecret(key)

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PriviaChat
 import PriviaCore
 import PriviaEngines
@@ -82,7 +83,7 @@ extension PriviaAPI {
                     ]).text))
                 }
             } catch {
-                ProcessLog.error("stream failed", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
+                processLog.error("stream failed", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
                 _ = stream.send(SSE.event("error", data: #"{"error":"Internal server error","code":"UNKNOWN"}"#))
             }
         })

@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import PriviaChat
 import PriviaCore
 import PriviaEngines
@@ -41,7 +42,7 @@ public final class PriviaAPI: HTTPResponder {
         } catch {
             let apiError = APIError.from(error)
             if apiError.status == 500 {
-                ProcessLog.error("unhandled error", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
+                processLog.error("unhandled error", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
             }
             return apiError.response
         }

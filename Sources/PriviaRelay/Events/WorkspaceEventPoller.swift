@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import PriviaCore
 import PriviaSupport
@@ -45,7 +46,7 @@ public final class WorkspaceEventPoller: Sendable {
         var reported = ""
         func report(_ problem: String) {
             // Say it once, not four times a second.
-            if problem != reported { RelayLog.shared.warning("workspace events: \(problem)") }
+            if problem != reported { relayLog.warning("workspace events: \(problem)") }
             reported = problem
         }
         while !isStopped {
@@ -64,7 +65,7 @@ public final class WorkspaceEventPoller: Sendable {
                         lastID = try database.read { db in
                             try db.first("SELECT COALESCE(MAX(id), 0) FROM workspace_events") { $0.int(0) }
                         } ?? 0
-                        RelayLog.shared.info("workspace events: polling", ["after_id": .int(lastID ?? 0)])
+                        relayLog.info("workspace events: polling", metadata: ["after_id": .stringConvertible(lastID ?? 0)])
                     }
                     reported = ""
                 }

@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -157,7 +158,7 @@ final class FastCGIResponseHandler: ChannelInboundHandler {
             }
         case .stderr:
             let text = String(buffer: record.content)
-            RelayLog.shared.warning("pool stderr", ["text": .string(String(text.prefix(500)))])
+            relayLog.warning("pool stderr", metadata: ["text": .string(String(text.prefix(500)))])
         case .endRequest:
             call.deliver(parser.sawHead ? .end : .failed(FastCGIClientError.closedBeforeResponse))
         default:

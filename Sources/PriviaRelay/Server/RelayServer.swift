@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -38,12 +39,12 @@ public final class RelayServer: Sendable {
             let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
             listeners.withLock { $0.append(channel) }
             try UnixSocketFile.restrict(path, group: configuration.listenGroup)
-            RelayLog.shared.info("listening", ["socket": .string(path)])
+            relayLog.info("listening", metadata: ["socket": .string(path)])
         }
         if let port = configuration.tcpPort {
             let channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
             listeners.withLock { $0.append(channel) }
-            RelayLog.shared.info("listening", ["address": .string("127.0.0.1:\(channel.localAddress?.port ?? port)")])
+            relayLog.info("listening", metadata: ["address": .string("127.0.0.1:\(channel.localAddress?.port ?? port)")])
         }
     }
 
@@ -66,7 +67,7 @@ public final class RelayServer: Sendable {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         if let path = configuration.unixSocketPath { unlink(path) }
-        RelayLog.shared.info("stopped", ["sockets_left": .int(registry.count)])
+        relayLog.info("stopped", metadata: ["sockets_left": .stringConvertible(registry.count)])
     }
 
     private func makeBootstrap() -> ServerBootstrap {
@@ -126,23 +127,23 @@ enum UnixSocketFile {
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         guard FileManager.default.fileExists(atPath: path) else { return }
         if isListening(path) {
-            throw RelayConfigurationError("another process is listening on \(path); stop it first")
+            throw ConfigurationError("another process is listening on \(path); stop it first")
         }
         guard unlink(path) == 0 else {
-            throw RelayConfigurationError("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
         }
     }
 
     static func restrict(_ path: String, group: String?) throws {
         guard chmod(path, 0o660) == 0 else {
-            throw RelayConfigurationError("cannot chmod \(path): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot chmod \(path): \(String(cString: strerror(errno)))")
         }
         guard let group else { return }
         guard let entry = getgrnam(group) else {
-            throw RelayConfigurationError("PRIVIA_LISTEN_GROUP names an unknown group '\(group)'")
+            throw ConfigurationError("PRIVIA_LISTEN_GROUP names an unknown group '\(group)'")
         }
         guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
-            throw RelayConfigurationError("cannot give \(path) to group \(group): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot give \(path) to group \(group): \(String(cString: strerror(errno)))")
         }
     }
 

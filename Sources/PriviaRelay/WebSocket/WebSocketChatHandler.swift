@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOWebSocket
 import PriviaCore
@@ -79,10 +80,10 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         case .rejected(let reason):
             close(.policyViolation, reason: reason)
         case .unavailable:
-            RelayLog.shared.warning("socket refused: the pool could not authenticate it")
+            relayLog.warning("socket refused: the pool could not authenticate it")
             close(.unexpectedServerError, reason: "Authentication is unavailable, try again")
         case .user(let id, _):
-            RelayLog.shared.info("socket opened", ["user_id": .string(id), "remote_addr": .string(remoteAddress)])
+            relayLog.info("socket opened", metadata: ["user_id": .string(id), "remote_addr": .string(remoteAddress)])
             schedulePing()
         }
     }
@@ -145,7 +146,7 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
             lifecycle = .closing
             return
         }
-        RelayLog.shared.warning("socket error", ["error": .string(String(describing: error))])
+        relayLog.warning("socket error", metadata: ["error": .string(String(describing: error))])
         context.close(promise: nil)
     }
 
@@ -171,7 +172,7 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         guard let context, case .user(let id, let token) = identity else { return }
         let requestID = PoolRequests.newRequestID()
         let request = PoolRequests.stream(body: body, token: token, remoteAddress: remoteAddress, requestID: requestID)
-        RelayLog.shared.info("turn started", ["user_id": .string(id), "request_id": .string(requestID)])
+        relayLog.info("turn started", metadata: ["user_id": .string(id), "request_id": .string(requestID)])
         let call = environment.transport.start(request, on: context.eventLoop) { [weak self] event in
             self?.upstream(event, turn: turn)
         }
@@ -200,9 +201,9 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
 
     private func logTurnEnd(_ upstream: Upstream, outcome: String) {
         let elapsed = (NIODeadline.now() - upstream.started).nanoseconds / 1_000_000
-        RelayLog.shared.info("turn finished", [
-            "user_id": .optional(userID), "request_id": .string(upstream.requestID),
-            "outcome": .string(outcome), "duration_ms": .int(Int(elapsed)),
+        relayLog.info("turn finished", metadata: [
+            "user_id": .string(userID ?? ""), "request_id": .string(upstream.requestID),
+            "outcome": .string(outcome), "duration_ms": .stringConvertible(Int(elapsed)),
         ])
     }
 
@@ -234,8 +235,8 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
             loopContext.close(promise: nil)
         }
         if code != .goingAway && code != .normalClosure {
-            RelayLog.shared.info("socket closing", ["code": .int(Int(code.number)), "reason": .string(reason),
-                                                    "user_id": .optional(userID)])
+            relayLog.info("socket closing", metadata: ["code": .stringConvertible(Int(code.number)), "reason": .string(reason),
+                                                    "user_id": .string(userID ?? "")])
         }
     }
 
@@ -274,7 +275,7 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
     private func pingTick() {
         guard let context, lifecycle == .open else { return }
         if unansweredPings >= 2 {
-            RelayLog.shared.info("socket closed: no pong", ["user_id": .optional(userID)])
+            relayLog.info("socket closed: no pong", metadata: ["user_id": .string(userID ?? "")])
             context.close(promise: nil)
             return
         }
