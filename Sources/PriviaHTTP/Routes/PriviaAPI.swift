@@ -97,22 +97,8 @@ public final class PriviaAPI: HTTPResponder {
         return caller
     }
 
-    /// Runs on every authenticated request, so it looks at bytes rather than going through
-    /// Foundation's character sets.
     static func token(_ request: HTTPRequest) -> String? {
-        if let header = request.headers["authorization"] {
-            let bytes = Array(header.utf8)
-            let scheme = Array("bearer ".utf8)
-            if bytes.count > scheme.count, zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }) {
-                let token = bytes[scheme.count...].drop(while: { $0 == 0x20 })
-                let end = token.lastIndex(where: { $0 != 0x20 }).map { $0 + 1 } ?? token.startIndex
-                if token.startIndex < end { return String(decoding: token[..<end], as: UTF8.self) }
-            }
-        }
-        if let cookie = request.cookie("auth-token"), !cookie.isEmpty {
-            return cookie.contains("%") ? (cookie.removingPercentEncoding ?? cookie) : cookie
-        }
-        return nil
+        PresentedToken.find(authorization: request.headers["authorization"], cookieHeaders: request.headers["cookie"].map { [$0] } ?? [])
     }
 
     // MARK: Health
