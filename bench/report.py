@@ -49,7 +49,7 @@ def machine() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Targets (issue 5), judged from the medians
+# Targets (bench/README.md), judged from the medians
 # ---------------------------------------------------------------------------
 
 
