@@ -35,7 +35,7 @@ unit:
 e2e: build
 	$(PYTHON) -m pytest -q tests/e2e
 
-# The benchmark (bench/README.md): real stacks on loopback, 15–18 minutes on 2 cores.
+# The benchmark (bench/README.md): real stacks on loopback; a full run takes a while.
 # BENCH_RUNS, BENCH_DURATION and the other BENCH_* settings pass through the environment.
 bench:
 	scripts/install-deps.sh --bench

@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The target list mirrors ARCHITECTURE.md: C modules, core domain, engines,
+// The target list follows the layers (README.md): C modules, core domain, engines,
 // chat service, HTTP layer, transports, executables.
 let package = Package(
     name: "Privia",

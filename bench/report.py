@@ -49,7 +49,7 @@ def machine() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Targets (issue 5), judged from the medians
+# Targets (bench/README.md), judged from the medians
 # ---------------------------------------------------------------------------
 
 
@@ -230,9 +230,21 @@ def table(results: dict) -> str:
 
 
 def markdown(results: dict) -> str:
+    """latest.md: the table with the run's date and machine above it and the targets below, so
+    the file says on its own when and where its figures were measured."""
+    m, settings = results["machine"], results["settings"]
     rows = table_rows(results)
-    out = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    out = ["# Privia benchmark: the latest run", "",
+           f"{m['date']}, commit {m['commit']}{' (smoke run)' if settings.get('smoke') else ''}: "
+           f"{m['nproc']} x {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Debian {m['debian']}. "
+           f"Medians of {settings['runs']} runs of {settings['duration']} s, {settings['connections']} wrk "
+           f"connections; the load generators share the machine. Written by `make bench`; the method, "
+           f"scenarios and targets are in [bench/README.md](../README.md).", "",
+           "| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
     out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    if results["targets"]:
+        out += ["", "Targets:", ""]
+        out += [f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['measured']}" for t in results["targets"]]
     return "\n".join(out)
 
 

@@ -7,8 +7,8 @@
 #   scripts/install-deps.sh --runtime only what running needs (the Dockerfile's final stage)
 #
 # Idempotent and quiet: it asks apt only when a package is missing (`dpkg -s`), and
-# pip only when tests/requirements.txt changed since .venv was made. A second run
-# takes well under a second.
+# pip only when tests/requirements.txt changed since .venv was made, so a second run
+# is quick.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -1,11 +1,11 @@
 // The pool's allocator: jemalloc, linked into privia-fcgi and privia-ceiling (Package.swift).
 //
-// With glibc's malloc, allocation was about 14% of the pool's CPU on a list request: every
-// request's 8 KiB libfcgi buffers sent glibc through malloc_consolidate. jemalloc with thread
-// caches served 14% more lists a second in the benchmark (bench/README.md).
+// With glibc's malloc, every request's 8 KiB libfcgi buffers sent glibc through
+// malloc_consolidate, a large share of a short request's CPU; jemalloc's thread caches avoid it.
 //
 // jemalloc reads this string when it starts; MALLOC_CONF in the environment overrides it.
-// Its default thread caches hold up to 200 objects per size class, and a pool holding 2,000
-// streams has 2,000 threads: 491 MiB of RSS against glibc's 206. Eight objects per class and
-// returning freed pages after a second keep 257 MiB at 2,000 streams, with the same list speed.
+// Its default thread caches hold up to 200 objects per size class in every thread, and a pool
+// holding thousands of streams has thousands of threads, so its RSS grew far past glibc's.
+// Eight objects per class, and freed pages returned after a second, keep the RSS near glibc's
+// without giving back the speed.
 const char *malloc_conf = "tcache_nslots_small_max:8,tcache_nslots_large:8,dirty_decay_ms:1000,muzzy_decay_ms:0";

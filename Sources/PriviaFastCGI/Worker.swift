@@ -43,7 +43,7 @@ public final class Worker: @unchecked Sendable {
         // until nginx closes too, for up to 2 s: the thread, still holding its place among
         // the active threads, waits out a round trip through nginx before its next request.
         // nginx sends nothing after a request it has had the end of (fastcgi_keep_conn off),
-        // so close at once (lists: about 20% less pool CPU a request, bench/README.md).
+        // so close at once.
         // OS_LibInit reads this in FCGX_Init; an operator's own value is kept.
         setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "0", 0)
         FCGX_Init()

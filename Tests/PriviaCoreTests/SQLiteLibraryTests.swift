@@ -5,7 +5,7 @@ import Testing
 /// Library-wide SQLite settings a pool worker relies on.
 @Suite struct SQLiteLibraryTests {
     /// With memory statistics on, every SQLite allocation in the process takes one global mutex;
-    /// the pool's threads queued on it (about 10% of a chat turn's time). Off, SQLite counts nothing.
+    /// the pool's threads queued on it. Off, SQLite counts nothing.
     @Test func memoryStatisticsAreOffOnceAConnectionIsOpen() throws {
         let connection = try SQLiteConnection(path: ":memory:")
         try connection.execute("CREATE TABLE t (x TEXT); INSERT INTO t VALUES (hex(randomblob(10000)))")

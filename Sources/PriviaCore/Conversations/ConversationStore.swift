@@ -85,7 +85,7 @@ public final class ConversationStore: Sendable {
     ///
     /// The rows are written straight into JSON, with no `String` or `ConversationSummary` per
     /// conversation on the way: the list is the API's most frequent answer, and making those
-    /// took about a tenth of its CPU.
+    /// was a visible share of its CPU.
     public func listJSON(userID: String, limit: Int? = nil, cursor: String? = nil) throws -> (json: [UInt8], nextCursor: String?) {
         var sql = "SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ?"
         var arguments: [SQLBindable] = [userID]

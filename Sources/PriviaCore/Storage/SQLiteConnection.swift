@@ -80,7 +80,7 @@ public final class SQLiteConnection {
     private(set) var walFrames = 0
 
     /// Opens (creating if needed) the database file and applies the per-connection pragmas
-    /// that PLATFORM-NOTES.md lists: WAL, foreign keys, busy timeout, synchronous=NORMAL.
+    /// every process of the stack relies on: WAL, foreign keys, busy timeout, synchronous=NORMAL.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
         Self.configureLibrary
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX

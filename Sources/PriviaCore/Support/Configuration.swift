@@ -69,7 +69,7 @@ public struct Configuration: Sendable {
 
     /// About four threads per core at work across all workers, at least two per worker: 8 for
     /// one worker on two cores. Fewer left cores idle while a batch committed; many more let
-    /// the kernel time-slice requests and stretch the tail (bench/README.md, tuning knobs).
+    /// the kernel time-slice requests and stretch the tail (README.md, Tuning).
     public static func defaultActiveThreads(workers: Int, cores: Int) -> Int {
         max(2, 4 * max(1, cores) / max(1, workers))
     }

@@ -4,7 +4,7 @@ import PriviaEngines
 /// An error that reaches a client: an HTTP status, a stable code and a human message.
 ///
 /// The body keeps Privia's FastAPI shape (`detail`) that its frontend reads, and adds the
-/// stable `code` that ARCHITECTURE.md asks for.
+/// stable `code` that clients can match on.
 public struct APIError: Error, Sendable {
     public enum Code: String, Sendable {
         case auth = "AUTH", validation = "VALIDATION", notFound = "NOT_FOUND", conflict = "CONFLICT"

@@ -1,7 +1,7 @@
 import PriviaCore
 import PriviaSupport
 
-/// A text frame from the browser, read the way Privia's `/api/ws/chat` reads it (contract §3).
+/// A text frame from the browser, read the way the Python Privia backend's `/api/ws/chat` reads it.
 public enum ClientMessage: Equatable, Sendable {
     /// A question and the JSON body for the pool's `POST /api/stream`.
     case question(String, body: JSON)
