@@ -48,23 +48,7 @@ public final class PoolMaster {
     /// Refuses to start when another master answers on the socket: `FCGX_OpenSocket` would
     /// silently unlink and steal its path.
     public static func ensureNotRunning(socketPath: String) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else {
-            throw ConfigurationError("the socket path \(socketPath) is longer than \(capacity - 1) bytes; use a shorter PRIVIA_DATA_DIR")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: socketPath.utf8)
-            buffer[socketPath.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if connected == 0 {
+        if try UnixSocketProbe.isListening(socketPath) {
             throw ConfigurationError("another privia-fcgi is already listening on \(socketPath); stop it first")
         }
     }

@@ -126,7 +126,7 @@ enum UnixSocketFile {
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         guard FileManager.default.fileExists(atPath: path) else { return }
-        if isListening(path) {
+        if try UnixSocketProbe.isListening(path) {
             throw ConfigurationError("another process is listening on \(path); stop it first")
         }
         guard unlink(path) == 0 else {
@@ -145,24 +145,5 @@ enum UnixSocketFile {
         guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
             throw ConfigurationError("cannot give \(path) to group \(group): \(String(cString: strerror(errno)))")
         }
-    }
-
-    private static func isListening(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0
     }
 }
