@@ -80,6 +80,9 @@ import Testing
         #expect(failure(#"{"models": []}"#)?.contains("empty") == true)
         #expect(failure(#"{"providers": [{"id": "p", "base_url": "ftp://x"}], "models": [{"id": "x", "provider": "p", "model": "m"}]}"#)?.contains("http(s)") == true)
         #expect(failure("not json")?.contains("JSON object") == true)
+        #expect(failure(#"{"models": [{"id": 3, "provider": "stub"}]}"#)?.hasSuffix("wrong type at models[0].id") == true)
+        #expect(failure(#"{"models": [{"provider": "stub"}]}"#)?.hasSuffix("missing \"id\" at models[0]") == true)
+        #expect(failure(#"{"models": [], "history_messages": "6"}"#)?.hasSuffix("wrong type at history_messages") == true)
         #expect(failure(Self.file.replacingOccurrences(of: "\"history_messages\": 6", with: "\"history_messages\": 0"))?.contains("history_messages") == true)
     }
 

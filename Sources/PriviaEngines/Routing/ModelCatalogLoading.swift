@@ -49,18 +49,13 @@ extension ModelCatalog {
     /// Parses and checks a models file.
     static func decode(_ data: Data, settings: EnvironmentSettings, directory: URL?, source: String) throws -> ModelCatalog {
         func invalid(_ reason: String) -> ModelCatalogError { .invalidConfiguration("\(source): \(reason)") }
-        try checkFields(data, invalid)
         let file: ModelsFile
         do {
-            file = try JSONDecoder().decode(ModelsFile.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw invalid("missing \"\(key.stringValue)\" at \(path(context))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw invalid("wrong type at \(path(context))")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw invalid("missing value at \(path(context))")
+            file = try ModelsFile(JSONParser.parse(Array(data)))
+        } catch let failure as ModelsFile.Failure {
+            throw invalid(failure.reason)
         } catch {
-            throw invalid("not valid JSON")
+            throw invalid("must be a JSON object")
         }
 
         var providers: [Provider] = []
@@ -157,46 +152,21 @@ extension ModelCatalog {
             return ProviderSecret(key)
         }
     }
-
-    /// Refuses fields the format does not have, so `api_key_enw` fails loudly instead of silently.
-    private static func checkFields(_ data: Data, _ invalid: (String) -> ModelCatalogError) throws {
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw invalid("must be a JSON object")
-        }
-        func check(_ object: Any?, _ allowed: Set<String>, _ place: String) throws {
-            guard let object = object as? [String: Any] else { return }
-            if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw invalid("unknown field \"\(unknown)\"\(place)")
-            }
-        }
-        try check(root, Set(ModelsFile.CodingKeys.allCases.map(\.stringValue)), "")
-        for provider in root["providers"] as? [Any] ?? [] {
-            try check(provider, Set(ModelsFile.ProviderEntry.CodingKeys.allCases.map(\.stringValue)), " in a provider")
-        }
-        for model in root["models"] as? [Any] ?? [] {
-            try check(model, Set(ModelsFile.ModelEntry.CodingKeys.allCases.map(\.stringValue)), " in a model")
-        }
-    }
-
-    private static func path(_ context: DecodingError.Context) -> String {
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        return path.isEmpty ? "the top level" : path
-    }
 }
 
-/// The models file, as written.
-private struct ModelsFile: Decodable {
-    struct ProviderEntry: Decodable {
+/// The models file, as written. Fields the format does not have are refused, so
+/// `api_key_enw` fails loudly instead of silently.
+private struct ModelsFile {
+    struct Failure: Error { let reason: String }
+
+    struct ProviderEntry {
         var id: String
         var baseURL: String
         var apiKeyEnv: String?
         var apiKeyFile: String?
         var headers: [String: String]?
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, headers, baseURL = "base_url", apiKeyEnv = "api_key_env", apiKeyFile = "api_key_file"
-        }
     }
-    struct ModelEntry: Decodable {
+    struct ModelEntry {
         var id: String
         var provider: String
         var model: String?
@@ -204,10 +174,6 @@ private struct ModelsFile: Decodable {
         var inputPricePerMillion: Double?
         var outputPricePerMillion: Double?
         var maxOutputTokens: Int?
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, provider, model, displayName = "display_name", inputPricePerMillion = "input_price_per_million"
-            case outputPricePerMillion = "output_price_per_million", maxOutputTokens = "max_output_tokens"
-        }
     }
     var providers: [ProviderEntry]?
     var models: [ModelEntry]
@@ -221,12 +187,109 @@ private struct ModelsFile: Decodable {
     var systemPrompt: String?
     var historyTokenBudget: Int?
     var historyMessages: Int?
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case providers, models, fallback
-        case defaultModel = "default_model", connectTimeoutSeconds = "connect_timeout_seconds"
-        case idleTimeoutSeconds = "idle_timeout_seconds", totalTimeoutSeconds = "total_timeout_seconds"
-        case maxOutputTokens = "max_output_tokens", maxTemperature = "max_temperature"
-        case systemPrompt = "system_prompt", historyTokenBudget = "history_token_budget"
-        case historyMessages = "history_messages"
+
+    init(_ json: JSON) throws {
+        let root = try Fields(json, at: "the top level", allowed: [
+            "providers", "models", "default_model", "fallback", "connect_timeout_seconds", "idle_timeout_seconds",
+            "total_timeout_seconds", "max_output_tokens", "max_temperature", "system_prompt", "history_token_budget",
+            "history_messages",
+        ], place: "")
+        providers = try root.array("providers")?.enumerated().map { index, entry in
+            let fields = try Fields(entry, at: "providers[\(index)]", allowed: ["id", "base_url", "api_key_env", "api_key_file", "headers"],
+                                    place: " in a provider")
+            return ProviderEntry(id: try fields.required("id"), baseURL: try fields.required("base_url"),
+                                 apiKeyEnv: try fields.string("api_key_env"), apiKeyFile: try fields.string("api_key_file"),
+                                 headers: try fields.stringMap("headers"))
+        }
+        guard let models = try root.array("models") else { throw Failure(reason: "missing \"models\" at the top level") }
+        self.models = try models.enumerated().map { index, entry in
+            let fields = try Fields(entry, at: "models[\(index)]", allowed: [
+                "id", "provider", "model", "display_name", "input_price_per_million", "output_price_per_million", "max_output_tokens",
+            ], place: " in a model")
+            return ModelEntry(id: try fields.required("id"), provider: try fields.required("provider"), model: try fields.string("model"),
+                              displayName: try fields.string("display_name"),
+                              inputPricePerMillion: try fields.double("input_price_per_million"),
+                              outputPricePerMillion: try fields.double("output_price_per_million"),
+                              maxOutputTokens: try fields.int("max_output_tokens"))
+        }
+        defaultModel = try root.string("default_model")
+        fallback = try root.array("fallback")?.enumerated().map { index, entry in
+            guard let id = entry.stringValue else { throw Failure(reason: "wrong type at fallback[\(index)]") }
+            return id
+        }
+        connectTimeoutSeconds = try root.double("connect_timeout_seconds")
+        idleTimeoutSeconds = try root.double("idle_timeout_seconds")
+        totalTimeoutSeconds = try root.double("total_timeout_seconds")
+        maxOutputTokens = try root.int("max_output_tokens")
+        maxTemperature = try root.double("max_temperature")
+        systemPrompt = try root.string("system_prompt")
+        historyTokenBudget = try root.int("history_token_budget")
+        historyMessages = try root.int("history_messages")
+    }
+
+    /// One object of the file: typed reads that name the field's path when they fail.
+    private struct Fields {
+        let json: JSON
+        let path: String
+
+        init(_ json: JSON, at path: String, allowed: Set<String>, place: String) throws {
+            guard case .object(let members) = json else {
+                throw Failure(reason: path == "the top level" ? "must be a JSON object" : "wrong type at \(path)")
+            }
+            if let unknown = members.map(\.0).sorted().first(where: { !allowed.contains($0) }) {
+                throw Failure(reason: "unknown field \"\(unknown)\"\(place)")
+            }
+            self.json = json
+            self.path = path
+        }
+
+        private func value(_ key: String) -> JSON? {
+            guard let value = json[key], !value.isNull else { return nil }
+            return value
+        }
+
+        private func wrongType(_ key: String) -> Failure {
+            Failure(reason: "wrong type at \(path == "the top level" ? key : "\(path).\(key)")")
+        }
+
+        func string(_ key: String) throws -> String? {
+            guard let value = value(key) else { return nil }
+            guard let text = value.stringValue else { throw wrongType(key) }
+            return text
+        }
+
+        func required(_ key: String) throws -> String {
+            guard let text = try string(key) else { throw Failure(reason: "missing \"\(key)\" at \(path)") }
+            return text
+        }
+
+        func double(_ key: String) throws -> Double? {
+            guard let value = value(key) else { return nil }
+            guard let number = value.doubleValue else { throw wrongType(key) }
+            return number
+        }
+
+        func int(_ key: String) throws -> Int? {
+            guard let value = value(key) else { return nil }
+            guard let number = value.intValue else { throw wrongType(key) }
+            return number
+        }
+
+        func array(_ key: String) throws -> [JSON]? {
+            guard let value = value(key) else { return nil }
+            guard let elements = value.arrayValue else { throw wrongType(key) }
+            return elements
+        }
+
+        func stringMap(_ key: String) throws -> [String: String]? {
+            guard let value = value(key) else { return nil }
+            guard case .object(let members) = value else { throw wrongType(key) }
+            var map: [String: String] = [:]
+            for (name, member) in members {
+                guard let text = member.stringValue else { throw wrongType("\(key).\(name)") }
+                map[name] = text
+            }
+            return map
+        }
     }
 }
