@@ -63,6 +63,22 @@ func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: tex
         #expect(session.receive(text: "next") == [.startTurn(2, body: ["question": "next"])])
     }
 
+    /// A browser's JSON.stringify writes a lone surrogate as an escape: such a frame is refused,
+    /// not taken as a bare-text question made of its JSON.
+    @Test func aFrameWhoseTextIsNotUnicodeIsAValidationError() {
+        var session = ChatSocketSession()
+        for text in [#"{"question":"lone \ud800","conversation_id":"c1"}"#, #""\udc00""#] {
+            let actions = session.receive(text: text)
+            guard actions.count == 1, case .send(let frame) = actions[0] else {
+                Issue.record("\(actions)")
+                continue
+            }
+            #expect(frame["type"] == "error" && frame["code"] == "VALIDATION", "\(frame)")
+        }
+        #expect(session.runningTurn == nil)
+        #expect(session.receive(text: "{not json") == [.startTurn(1, body: ["question": "{not json"])], "other text is still a question")
+    }
+
     @Test func secondQuestionWhileRunningIsRefused() {
         var session = ChatSocketSession()
         _ = session.receive(text: "one")

@@ -45,6 +45,8 @@ public struct ChatSocketSession {
             guard let turn = runningTurn, !isStopping else { return [] }
             isStopping = true
             return [.stopTurn(turn)]
+        case .invalid(let reason):
+            return [.send(TurnReplyTranslator.error(reason, code: "VALIDATION"))]
         case .question(_, let body):
             if message.isBlankQuestion { return [.send(Self.questionRequired)] }
             // A question during a stop is refused like one during the answer: the stop ends
