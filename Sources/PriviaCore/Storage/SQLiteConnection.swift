@@ -144,10 +144,21 @@ public final class SQLiteConnection {
             switch argument.sqlValue {
             case .integer(let value): rc = sqlite3_bind_int64(statement, index, value)
             case .real(let value): rc = sqlite3_bind_double(statement, index, value)
-            case .text(let value): rc = sqlite3_bind_text(statement, index, value, -1, SQLITE_TRANSIENT)
+            case .text(let value): rc = Self.bindText(value, to: statement, at: index)
             case .null: rc = sqlite3_bind_null(statement, index)
             }
             guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    /// Binds text by its length in bytes: passed as a C string it would end at its first U+0000.
+    private static func bindText(_ value: String, to statement: OpaquePointer, at index: Int32) -> Int32 {
+        var text = value
+        return text.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(statement, index, "", 0, SQLITE_TRANSIENT) }
+            return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                sqlite3_bind_text64(statement, index, $0, sqlite3_uint64(utf8.count), SQLITE_TRANSIENT, UInt8(SQLITE_UTF8))
+            }
         }
     }
 

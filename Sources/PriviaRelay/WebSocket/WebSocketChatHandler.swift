@@ -12,15 +12,18 @@ public struct ChatSocketEnvironment: Sendable {
     public var pingInterval: TimeAmount
     /// How long to wait for the client's close frame after sending ours.
     public var closeTimeout: TimeAmount
+    /// How long a stopped turn may take to send its `done`; past it the relay ends the turn itself.
+    public var stopTimeout: TimeAmount
     public var maxMessageSize: Int
 
     public init(transport: any PoolTransport, registry: SocketRegistry = SocketRegistry(),
                 pingInterval: TimeAmount = .seconds(30), closeTimeout: TimeAmount = .seconds(5),
-                maxMessageSize: Int = 64 * 1024) {
+                stopTimeout: TimeAmount = .seconds(10), maxMessageSize: Int = 64 * 1024) {
         self.transport = transport
         self.registry = registry
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
+        self.stopTimeout = stopTimeout
         self.maxMessageSize = maxMessageSize
     }
 }
@@ -40,6 +43,8 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         let call: any PoolCall
         let requestID: String
         let started: NIODeadline
+        /// Set while a stop waits for the turn's `done`.
+        var stopBound: Scheduled<Void>?
     }
 
     private let identity: SocketIdentity
@@ -159,10 +164,13 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
                 send(frame)
             case .startTurn(let turn, let body):
                 startTurn(turn, body: body)
+            case .stopTurn(let turn):
+                stopTurn(turn)
             case .cancelTurn(let turn):
                 if let upstream = upstreams.removeValue(forKey: turn) {
+                    upstream.stopBound?.cancel()
                     upstream.call.cancel()
-                    logTurnEnd(upstream, outcome: "stopped")
+                    logTurnEnd(upstream, outcome: "cancelled")
                 }
             }
         }
@@ -179,17 +187,34 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         upstreams[turn] = Upstream(call: call, requestID: requestID, started: .now())
     }
 
+    /// Asks the pool to stop and bounds the wait for the turn's `done`.
+    private func stopTurn(_ turn: ChatSocketSession.TurnID) {
+        guard let context, upstreams[turn] != nil else { return }
+        upstreams[turn]?.call.stop()
+        upstreams[turn]?.stopBound = context.eventLoop.assumeIsolated().scheduleTask(in: environment.stopTimeout) { [weak self] in
+            guard let self else { return }
+            if let upstream = self.upstreams[turn] {
+                relayLog.warning("stop not answered in time", metadata: ["request_id": .string(upstream.requestID)])
+            }
+            self.perform(self.session.stopTimedOut(turn))
+        }
+    }
+
     private func upstream(_ event: FastCGIResponseEvent, turn: ChatSocketSession.TurnID) {
         let wasRunning = session.runningTurn == turn
+        let wasStopping = wasRunning && session.isStopping
         perform(session.receive(event, forTurn: turn))
+        let ended = wasRunning && session.runningTurn != turn
+        if ended { upstreams[turn]?.stopBound?.cancel() }
         switch event {
         case .end, .failed:
-            if let upstream = upstreams.removeValue(forKey: turn), wasRunning {
+            if let upstream = upstreams.removeValue(forKey: turn), ended {
                 logTurnEnd(upstream, outcome: outcome(of: event))
             }
         case .head, .body:
-            if wasRunning, session.runningTurn == nil, let upstream = upstreams[turn] {
-                logTurnEnd(upstream, outcome: "answered")  // `done` or `error` sent; the pool is closing up
+            if ended, let upstream = upstreams[turn] {
+                // `done` or `error` sent; the pool is closing up
+                logTurnEnd(upstream, outcome: wasStopping ? "stopped" : "answered")
             }
         }
     }
@@ -290,7 +315,10 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         pingTimer?.cancel()
         closeTimer?.cancel()
         perform(session.socketClosed())
-        for upstream in upstreams.values { upstream.call.cancel() }
+        for upstream in upstreams.values {
+            upstream.stopBound?.cancel()
+            upstream.call.cancel()
+        }
         upstreams.removeAll()
         if let context { environment.registry.remove(context.channel) }
     }
