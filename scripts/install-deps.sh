@@ -61,8 +61,10 @@ nginx_fits() {
 }
 [[ $mode == build ]] || nginx_fits || packages+=(nginx-light)
 
-# The e2e suite needs a Python with venv and pip.
+# The e2e suite needs a Python with venv and pip, and mount/umount (its disk-full test runs a
+# stack on a small tmpfs).
 if [[ $mode == all ]]; then
+    packages+=(mount)
     if ! command -v python3 >/dev/null; then
         packages+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then

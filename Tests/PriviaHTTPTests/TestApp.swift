@@ -11,10 +11,10 @@ final class TestApp {
     let api: PriviaAPI
 
     init(engine: ChatEngine = StubEngine(), catalog: ModelCatalog = .stubOnly(), oauthSecret: String? = nil,
-         budget: UsageBudget = .unlimited) throws {
+         budget: UsageBudget = .unlimited, storage: StorageSpace? = nil) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("privia-http-\(newID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        database = try Database(path: directory + "/privia.db")
+        database = try Database(path: directory + "/privia.db", storage: storage)
         _ = try database.withConnection { try Migrator(migrations: Migration.load(from: Self.migrations)).migrate($0) }
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
                                       signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))

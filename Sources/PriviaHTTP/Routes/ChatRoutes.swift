@@ -83,8 +83,14 @@ extension PriviaAPI {
                     ]).text))
                 }
             } catch {
+                // The status went out with the first byte, so a failure now (a full disk that kept
+                // the answer from being stored, say) is an `error` event with its stable code.
                 processLog.error("stream failed", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
-                _ = stream.send(SSE.event("error", data: #"{"error":"Internal server error","code":"UNKNOWN"}"#))
+                let apiError = APIError.from(error)
+                _ = stream.send(SSE.event("error", data: JSON.object([
+                    ("error", .string(apiError.message)), ("code", .string(apiError.code.rawValue)),
+                    ("conversation_id", .string(turn.conversationID)),
+                ]).text))
             }
         })
         response.userID = caller.user.id

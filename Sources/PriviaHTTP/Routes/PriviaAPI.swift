@@ -43,6 +43,8 @@ public final class PriviaAPI: HTTPResponder {
             let apiError = APIError.from(error)
             if apiError.status == 500 {
                 processLog.error("unhandled error", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
+            } else if apiError.code == .storageFull {
+                processLog.error("write refused: storage full", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
             }
             return apiError.response
         }
@@ -103,8 +105,11 @@ public final class PriviaAPI: HTTPResponder {
 
     // MARK: Health
 
+    /// `degraded` (503) when a write could not be made now: the database's write lock cannot be
+    /// had, or its disk is (nearly) full (`StorageSpace`).
     func health() -> HTTPResponse {
-        let writable = (try? database.withConnection { $0.canWrite(timeoutMilliseconds: 1000) }) ?? false
+        let lockable = (try? database.withConnection { $0.canWrite(timeoutMilliseconds: 1000) }) ?? false
+        let writable = lockable && !database.storage.isLow
         let uptime = (Date().timeIntervalSince(startedAt) * 1000).rounded() / 1000
         return .json(writable ? 200 : 503, [
             "status": .string(writable ? "ok" : "degraded"), "version": .string(PriviaVersion.current),
