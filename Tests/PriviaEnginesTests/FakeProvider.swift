@@ -55,10 +55,10 @@ final class FakeProvider: @unchecked Sendable {
     }
 
     func engine(model: String, apiKey: String? = nil, idleTimeout: Double = 5, totalTimeout: Double = 20,
-                headers: [String: String] = [:]) -> OpenAICompatibleEngine {
+                headers: [String: String] = [:], handles: CurlHandlePool = .shared) -> OpenAICompatibleEngine {
         OpenAICompatibleEngine(.init(baseURL: baseURL, apiKey: apiKey.map(ProviderSecret.init), model: model,
                                      extraHeaders: headers, connectTimeoutSeconds: 2, idleTimeoutSeconds: idleTimeout,
-                                     totalTimeoutSeconds: totalTimeout, proxy: ""))
+                                     totalTimeoutSeconds: totalTimeout, proxy: ""), handles: handles)
     }
 
     /// The recorded requests whose model carries `tag`.

@@ -53,9 +53,16 @@ public struct OpenAICompatibleEngine: ChatEngine {
     }
 
     public let configuration: Configuration
+    /// Where the libcurl handles, and the connections they keep open, come from.
+    let handles: CurlHandlePool
 
     public init(_ configuration: Configuration) {
+        self.init(configuration, handles: .shared)
+    }
+
+    init(_ configuration: Configuration, handles: CurlHandlePool) {
         self.configuration = configuration
+        self.handles = handles
     }
 
     /// Streams one answer. Returns when the provider finished or the sink said stop (then with
@@ -70,13 +77,13 @@ public struct OpenAICompatibleEngine: ChatEngine {
             connectTimeoutSeconds: configuration.connectTimeoutSeconds, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
             totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy)
         sink.willWait()
-        let response = StreamingPost.perform(request, receiver: run)
+        let response = StreamingPost.perform(request, receiver: run, handles: handles)
         let successful = (200..<300).contains(response.status)
 
         switch response.outcome {
         case .stoppedByReceiver:
             return result(run, context)
-        case .abortedByReceiver:
+        case .endedByReceiver:
             if run.stoppedBySink || run.stream.sawDone { return result(run, context) }
             if let failure = run.stream.failure { throw run.failing(failure) }
         case .stalled:
@@ -222,16 +229,18 @@ private final class GenerationRun: StreamingResponseReceiver {
 
     init(sink: GenerationSink) { self.sink = sink }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> Bool {
+    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> StreamingPost.Reception {
         guard (200..<300).contains(status) else {
             errorBody.append(contentsOf: bytes.prefix(max(0, Self.errorBodyLimit - errorBody.count)))
-            return true
+            return .more
         }
         for delta in stream.feed(bytes) {
-            guard deliver(delta) else { return false }
+            guard deliver(delta) else { return .abort }
         }
-        // Stop reading at [DONE] (some servers keep the connection open after it) or at a bad chunk.
-        return !stream.sawDone && stream.failure == nil
+        // Stop at a bad chunk; at [DONE] (some servers keep the response open after it) the
+        // transport only lets the response end, so its connection can be reused.
+        if stream.failure != nil { return .abort }
+        return stream.sawDone ? .enough : .more
     }
 
     func keepGoing() -> Bool {
