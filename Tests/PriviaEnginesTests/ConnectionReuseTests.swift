@@ -108,3 +108,32 @@ import Testing
         #expect(used.count == 2 && used[0] != used[1], "the connection left open was closed, not reused")
     }
 }
+
+/// The same over HTTPS, where reuse also saves the TLS handshake: the provider's certificate is
+/// checked against its `ca_file` (here the fake's self-signed one).
+@Suite struct ConnectionReuseOverTLSTests {
+    let fake: FakeProvider
+    init() throws { fake = try FakeProvider.sharedTLS() }
+
+    @Test func turnsShareOneTLSConnection() throws {
+        let tag = FakeProvider.tag(), handles = CurlHandlePool()
+        for _ in 0..<3 {
+            let result = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
+            #expect(result.content == "tok0 tok1 tok2 ")
+        }
+        let seen = try fake.waitForRequests(tag: tag) { $0.count == 3 && $0.allSatisfy { $0["finished"] as? Bool == true } }
+        #expect(seen.count == 3 && Set(seen.compactMap { $0["connection"] as? Int }).count == 1)
+    }
+
+    @Test func aCertificateOutsideTheTrustedAuthoritiesIsRefused() throws {
+        let tag = FakeProvider.tag()
+        do {
+            _ = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: CurlHandlePool(), systemTrust: true)
+                .generate(userContext(), sink: RecordingSink())
+            Issue.record("a self-signed certificate was accepted")
+        } catch let error as EngineError {
+            #expect(error.code == .provider && error.message.hasPrefix("could not reach the provider"))
+        }
+        #expect(try fake.requests(tag: tag).isEmpty)
+    }
+}

@@ -39,8 +39,10 @@ Control endpoints (JSON):
 Usage: python3 fake_openai.py --port 0 --port-file PATH [--exit-with-stdin] [--keep-requests N]
                               [--tls-dir DIR] [--verbose]
 It binds 127.0.0.1 only. With --port-file the chosen port is written atomically once listening.
-With --tls-dir it speaks HTTPS with a self-signed certificate for 127.0.0.1 that it makes at
-start (DIR/cert.pem, which a client must trust, and DIR/key.pem).
+With --tls-dir it also speaks HTTPS on the same port, with a self-signed certificate for
+127.0.0.1 that it makes at start (DIR/cert.pem, which a client must trust, and DIR/key.pem); a
+connection whose first byte starts a TLS handshake gets TLS, any other plain HTTP, so the
+control endpoints stay plain.
 """
 
 import argparse
@@ -369,6 +371,32 @@ def closing_events(options, body, created, reported, count):
     return events
 
 
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # socketserver listens with a backlog of 5: a client opening tens of connections at once
+    # would see SYNs dropped and retried a second later, and measure that instead of itself.
+    request_queue_size = 1024
+    tls = None  # an ssl.SSLContext with --tls-dir
+
+    def finish_request(self, request, client_address):
+        """In the connection's own thread: TLS when its first byte opens a handshake record."""
+        wrapped = None
+        if self.tls is not None:
+            try:
+                request.settimeout(10)
+                first = request.recv(1, socket.MSG_PEEK)
+                request.settimeout(None)
+                if first == b"\x16":
+                    request = wrapped = self.tls.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError):
+                return
+        try:
+            super().finish_request(request, client_address)
+        finally:
+            if wrapped is not None:
+                wrapped.close()
+
+
 def tls_context(directory):
     """A server context with a self-signed certificate for 127.0.0.1, made now in `directory`."""
     os.makedirs(directory, exist_ok=True)
@@ -395,12 +423,9 @@ def main():
     VERBOSE = args.verbose
     REQUESTS = collections.deque(maxlen=args.keep_requests or None)
 
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
+    server = Server(("127.0.0.1", args.port), Handler)
     if args.tls_dir:
-        # The handshake happens in the connection's own thread, at its first read.
-        server.socket = tls_context(args.tls_dir).wrap_socket(server.socket, server_side=True,
-                                                              do_handshake_on_connect=False)
+        server.tls = tls_context(args.tls_dir)
     port = server.server_address[1]
     if args.port_file:
         temporary = args.port_file + ".tmp"

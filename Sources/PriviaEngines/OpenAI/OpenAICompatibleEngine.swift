@@ -31,10 +31,13 @@ public struct OpenAICompatibleEngine: ChatEngine {
         public var totalTimeoutSeconds: Double
         /// nil: libcurl's default, which honours `https_proxy`/`no_proxy`; "": never a proxy.
         public var proxy: String?
+        /// The certificate authorities (a PEM file) the provider's certificate must chain to,
+        /// e.g. a self-hosted server's private CA; nil: the system's.
+        public var caFile: String?
 
         public init(baseURL: String, apiKey: ProviderSecret? = nil, model: String, extraHeaders: [String: String] = [:],
                     connectTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 30,
-                    totalTimeoutSeconds: Double = 600, proxy: String? = nil) {
+                    totalTimeoutSeconds: Double = 600, proxy: String? = nil, caFile: String? = nil) {
             self.baseURL = baseURL
             self.apiKey = apiKey
             self.model = model
@@ -43,6 +46,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.totalTimeoutSeconds = totalTimeoutSeconds
             self.proxy = proxy
+            self.caFile = caFile
         }
 
         var endpoint: String {
@@ -75,7 +79,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
         let request = StreamingPost.Request(
             url: configuration.endpoint, headers: headers(), body: try requestBody(context),
             connectTimeoutSeconds: configuration.connectTimeoutSeconds, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
-            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy)
+            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy, caFile: configuration.caFile)
         sink.willWait()
         let response = StreamingPost.perform(request, receiver: run, handles: handles)
         let successful = (200..<300).contains(response.status)

@@ -31,6 +31,8 @@ struct StreamingPost {
         var totalTimeoutSeconds: Double
         /// nil: libcurl's default (the `https_proxy`/`no_proxy` environment); "": no proxy.
         var proxy: String?
+        /// A PEM file of the certificate authorities to trust instead of the system's.
+        var caFile: String?
     }
 
     /// What a receiver wants after some body bytes.
@@ -104,6 +106,7 @@ struct StreamingPost {
         privia_curl_setopt_long(easy, CURLOPT_MAXAGE_CONN, CurlHandlePool.idleLifetimeSeconds)
         privia_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
         if let proxy = request.proxy { privia_curl_setopt_string(easy, CURLOPT_PROXY, proxy) }
+        if let caFile = request.caFile { privia_curl_setopt_string(easy, CURLOPT_CAINFO, caFile) }
         privia_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, unmanagedState)
         privia_curl_setopt_header(easy) { buffer, size, count, userdata in
             let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()

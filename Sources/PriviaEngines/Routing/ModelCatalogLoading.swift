@@ -74,7 +74,16 @@ extension ModelCatalog {
             }
             let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, environment: environment,
                                  directory: directory, source: "\(source): provider \"\(entry.id)\"")
-            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:]))
+            var caFile: String?
+            if let path = entry.caFile {
+                let url = path.hasPrefix("/") || directory == nil ? URL(fileURLWithPath: path) : directory!.appendingPathComponent(path)
+                guard FileManager.default.isReadableFile(atPath: url.path) else {
+                    throw invalid("provider \"\(entry.id)\": cannot read ca_file \(url.path)")
+                }
+                caFile = url.path
+            }
+            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:],
+                                      caFile: caFile))
         }
 
         var models: [Model] = []
@@ -186,8 +195,9 @@ private struct ModelsFile: Decodable {
         var apiKeyEnv: String?
         var apiKeyFile: String?
         var headers: [String: String]?
+        var caFile: String?
         enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, headers, baseURL = "base_url", apiKeyEnv = "api_key_env", apiKeyFile = "api_key_file"
+            case id, headers, baseURL = "base_url", apiKeyEnv = "api_key_env", apiKeyFile = "api_key_file", caFile = "ca_file"
         }
     }
     struct ModelEntry: Decodable {
