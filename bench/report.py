@@ -170,6 +170,10 @@ def table_rows(results: dict) -> list[list[str]]:
                          f"p99 {_ms(s.get('ceiling_p99_ms'))}, in nginx {_logged_ms(s.get('ceiling_nginx_p99_ms'))}")
         if "vs_small_p50" in s:
             notes.append(f"x{_x(s.get('vs_small_p50'))} p50, x{_x(s.get('vs_small_p99'))} p99 vs. small db")
+        if "provider_cpu_share" in s:
+            notes.append(f"provider at {s['provider_cpu_share'] * 100:.0f}% of a core; "
+                         f"{_num(s.get('provider_new_connections'))} new provider connections "
+                         f"for {_num(s.get('provider_completions'))} turns")
         if s.get("client_cpu_share") and s["client_cpu_share"] > 0.85:
             notes.append(f"client at {s['client_cpu_share'] * 100:.0f}% of a core")
         if s.get("response_bytes") and s["response_bytes"] > 10_000:

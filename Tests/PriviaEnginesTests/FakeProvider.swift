@@ -4,30 +4,44 @@ import Foundation
 /// The fake OpenAI-compatible provider (tests/fake_provider/fake_openai.py), started once for the
 /// whole test process on a free loopback port. It exits when this process does (its stdin closes).
 /// Tests run in parallel against it, each with its own tag in the model name (`stream:tag=…`).
+/// `sharedTLS()` is a second one that also speaks HTTPS, with a certificate made at its start.
 final class FakeProvider: @unchecked Sendable {
     let port: Int
+    /// Its self-signed certificate, when it speaks HTTPS.
+    let caFile: String?
     private let process: Process
     private let stdin: Pipe
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var instance: FakeProvider?
+    nonisolated(unsafe) private static var instances: [Bool: FakeProvider] = [:]
 
-    static func shared() throws -> FakeProvider {
+    static func shared() throws -> FakeProvider { try shared(tls: false) }
+
+    static func sharedTLS() throws -> FakeProvider { try shared(tls: true) }
+
+    private static func shared(tls: Bool) throws -> FakeProvider {
         lock.lock()
         defer { lock.unlock() }
-        if let instance { return instance }
-        let started = try FakeProvider()
-        instance = started
+        if let instance = instances[tls] { return instance }
+        let started = try FakeProvider(tls: tls)
+        instances[tls] = started
         return started
     }
 
-    private init() throws {
+    private init(tls: Bool) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("tests/fake_provider/fake_openai.py").path
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-openai-\(UUID().uuidString).port").path
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script, "--port", "0", "--port-file", portFile, "--exit-with-stdin"]
+        if tls {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fake-openai-tls-\(UUID().uuidString)").path
+            process.arguments! += ["--tls-dir", directory]
+            caFile = directory + "/cert.pem"
+        } else {
+            caFile = nil
+        }
         stdin = Pipe()
         process.standardInput = stdin
         try process.run()
@@ -47,18 +61,22 @@ final class FakeProvider: @unchecked Sendable {
         port = found
     }
 
-    var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    var baseURL: String { "\(caFile == nil ? "http" : "https")://127.0.0.1:\(port)/v1" }
 
     /// A fresh tag, so a test finds its own requests in the shared log.
     static func tag(_ name: String = #function) -> String {
         "\(name.prefix { $0 != "(" })-\(UUID().uuidString.prefix(8))"
     }
 
+    /// An engine for this fake; over HTTPS it trusts the fake's certificate, or with
+    /// `systemTrust` only the system's certificate authorities.
     func engine(model: String, apiKey: String? = nil, idleTimeout: Double = 5, totalTimeout: Double = 20,
-                headers: [String: String] = [:]) -> OpenAICompatibleEngine {
+                headers: [String: String] = [:], handles: CurlHandlePool = .shared,
+                systemTrust: Bool = false) -> OpenAICompatibleEngine {
         OpenAICompatibleEngine(.init(baseURL: baseURL, apiKey: apiKey.map(ProviderSecret.init), model: model,
                                      extraHeaders: headers, connectTimeoutSeconds: 2, idleTimeoutSeconds: idleTimeout,
-                                     totalTimeoutSeconds: totalTimeout, proxy: ""))
+                                     totalTimeoutSeconds: totalTimeout, proxy: "", caFile: systemTrust ? nil : caFile),
+                               handles: handles)
     }
 
     /// The recorded requests whose model carries `tag`.

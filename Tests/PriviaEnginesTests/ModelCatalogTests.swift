@@ -113,10 +113,19 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         try "sk-relative".write(to: directory.appendingPathComponent("router.key"), atomically: true, encoding: .utf8)
         let path = directory.appendingPathComponent("models.json")
+        try "-----BEGIN CERTIFICATE-----\n".write(to: directory.appendingPathComponent("lab-ca.pem"), atomically: true, encoding: .utf8)
         try Self.file.replacingOccurrences(of: #""api_key_env": "TEST_ROUTER_KEY""#, with: #""api_key_file": "router.key""#)
+            .replacingOccurrences(of: #""base_url": "http://127.0.0.1:11434/v1""#,
+                                  with: #""base_url": "https://127.0.0.1:11434/v1", "ca_file": "lab-ca.pem""#)
             .write(to: path, atomically: true, encoding: .utf8)
         let catalog = try ModelCatalog.load(environment: ["PRIVIA_MODELS_FILE": path.path])
         #expect(catalog.providers.first?.apiKey?.value == "sk-relative")
+        #expect(catalog.providers.first?.caFile == nil)
+        let engine = try #require(catalog.engine(for: catalog.model("small")!) as? OpenAICompatibleEngine)
+        #expect(engine.configuration.caFile == directory.appendingPathComponent("lab-ca.pem").path)
+
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("lab-ca.pem"))
+        #expect(throws: ModelCatalogError.self) { try ModelCatalog.load(environment: ["PRIVIA_MODELS_FILE": path.path]) }
     }
 
     @Test func requestsAreValidatedAgainstTheCaps() throws {

@@ -37,7 +37,9 @@ import Testing
         let sink = RecordingSink()
         let result = try routing.generate(userContext(model: "primary"), sink: sink)
         #expect(sink.text == result.content)
-        return (result, try fake.requests(tag: tag), tag)
+        // The fake records a request's status once it has finished writing the response, which
+        // may be just after the engine has returned.
+        return (result, try fake.waitForRequests(tag: tag) { $0.allSatisfy { $0["status"] is Int } }, tag)
     }
 
     /// A provider's turn is long work for its carrier: it says so before it waits for the first token.

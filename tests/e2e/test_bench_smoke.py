@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 SCENARIOS = {
     "ceiling", "health", "list20", "list10k", "get50", "get5000", "scale_list20", "scale_get50",
-    "list20_paced_25", "query", "socket_turns", "token_latency", "streams_20", "sockets_50",
+    "list20_paced_25", "query", "provider_query", "socket_turns", "token_latency", "streams_20", "sockets_50",
 }
 
 
@@ -42,5 +42,8 @@ def test_every_bench_scenario_runs_without_errors(tmp_path):
     for run in by_key["list20"]["runs"]:
         assert run["requests"] <= run["nginx_requests"] <= run["requests"] + 2 * connections, run
         assert run["nginx_p50_ms"] <= run["p50_ms"] + 2, run
+    # Turns through the provider reused its connections: no more new ones than turns at once.
+    for run in by_key["provider_query"]["runs"]:
+        assert run["provider_completions"] > 0 and run["provider_new_connections"] <= connections, run
     # The table was printed with every scenario in it.
     assert "ceiling: constant JSON" in out.stdout and "idle WebSockets held" in out.stdout

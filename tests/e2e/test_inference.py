@@ -294,3 +294,45 @@ def test_a_websocket_turn_ends_with_done_or_error(inference_stack, ending):
             assert turn.end["type"] == "done" and turn.end["status"] == ending, turn.end
             assert turn.end["message_id"] == stored["id"] and turn.end["model"] == ENDING_MODEL[ending]
             assert stored["content"] == turn.answer.strip()
+
+
+def completions_since(provider: str, first_id: int) -> list[dict]:
+    return [r for r in requests_seen(provider) if r["path"].endswith("/chat/completions") and r["id"] > first_id]
+
+
+def last_request_id(provider: str) -> int:
+    return max((r["id"] for r in requests_seen(provider)), default=0)
+
+
+def test_turns_reuse_the_provider_connection_and_a_stop_or_a_drop_leaves_none_broken(inference_stack, provider):
+    workers = int(inference_stack.env["PRIVIA_WORKERS"])
+    with inference_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        before = last_request_id(provider)
+        for i in range(3 * workers):
+            assert stream_turn(client, token, {"question": f"turn {i}", "model": "fast"}).answer.strip() == f"turn {i}"
+        turns = completions_since(provider, before)
+        assert len(turns) == 3 * workers
+        # Each pool process keeps its connection for its next turn: at most one per process.
+        assert len({r["connection"] for r in turns}) <= workers, turns
+
+        # A turn stopped mid-answer (the client leaves), and one whose provider drops the
+        # connection: neither connection is used again, and the next turns work.
+        for model in ("slow", "drop"):
+            before = last_request_id(provider)
+            parser = FrontendSSE()
+            with client.stream("POST", "/api/stream", headers=bearer(token), json={"question": "go", "model": model}) as r:
+                for chunk in r.iter_text():
+                    parser.feed(chunk)
+                    if model == "slow" and parser.token_events >= 2:
+                        break
+            deadline = time.monotonic() + 5
+            while not (broken := completions_since(provider, before)[0])["finished"]:
+                assert time.monotonic() < deadline, f"the provider never saw the {model} turn end: {broken}"
+                time.sleep(0.05)
+            assert not broken["completed"], broken
+            for i in range(workers + 1):
+                assert stream_turn(client, token, {"question": f"after {model} {i}", "model": "fast"}).done is not None
+            later = completions_since(provider, broken["id"])
+            assert len(later) == workers + 1 and all(r["completed"] for r in later), later
+            assert broken["connection"] not in {r["connection"] for r in later}

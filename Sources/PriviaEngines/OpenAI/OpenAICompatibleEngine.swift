@@ -31,10 +31,13 @@ public struct OpenAICompatibleEngine: ChatEngine {
         public var totalTimeoutSeconds: Double
         /// nil: libcurl's default, which honours `https_proxy`/`no_proxy`; "": never a proxy.
         public var proxy: String?
+        /// The certificate authorities (a PEM file) the provider's certificate must chain to,
+        /// e.g. a self-hosted server's private CA; nil: the system's.
+        public var caFile: String?
 
         public init(baseURL: String, apiKey: ProviderSecret? = nil, model: String, extraHeaders: [String: String] = [:],
                     connectTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 30,
-                    totalTimeoutSeconds: Double = 600, proxy: String? = nil) {
+                    totalTimeoutSeconds: Double = 600, proxy: String? = nil, caFile: String? = nil) {
             self.baseURL = baseURL
             self.apiKey = apiKey
             self.model = model
@@ -43,6 +46,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.totalTimeoutSeconds = totalTimeoutSeconds
             self.proxy = proxy
+            self.caFile = caFile
         }
 
         var endpoint: String {
@@ -53,9 +57,16 @@ public struct OpenAICompatibleEngine: ChatEngine {
     }
 
     public let configuration: Configuration
+    /// Where the libcurl handles, and the connections they keep open, come from.
+    let handles: CurlHandlePool
 
     public init(_ configuration: Configuration) {
+        self.init(configuration, handles: .shared)
+    }
+
+    init(_ configuration: Configuration, handles: CurlHandlePool) {
         self.configuration = configuration
+        self.handles = handles
     }
 
     /// Streams one answer. Returns when the provider finished or the sink said stop (then with
@@ -68,15 +79,15 @@ public struct OpenAICompatibleEngine: ChatEngine {
         let request = StreamingPost.Request(
             url: configuration.endpoint, headers: headers(), body: try requestBody(context),
             connectTimeoutSeconds: configuration.connectTimeoutSeconds, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
-            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy)
+            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy, caFile: configuration.caFile)
         sink.willWait()
-        let response = StreamingPost.perform(request, receiver: run)
+        let response = StreamingPost.perform(request, receiver: run, handles: handles)
         let successful = (200..<300).contains(response.status)
 
         switch response.outcome {
         case .stoppedByReceiver:
             return result(run, context)
-        case .abortedByReceiver:
+        case .endedByReceiver:
             if run.stoppedBySink || run.stream.sawDone { return result(run, context) }
             if let failure = run.stream.failure { throw run.failing(failure) }
         case .stalled:
@@ -222,16 +233,18 @@ private final class GenerationRun: StreamingResponseReceiver {
 
     init(sink: GenerationSink) { self.sink = sink }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> Bool {
+    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> StreamingPost.Reception {
         guard (200..<300).contains(status) else {
             errorBody.append(contentsOf: bytes.prefix(max(0, Self.errorBodyLimit - errorBody.count)))
-            return true
+            return .more
         }
         for delta in stream.feed(bytes) {
-            guard deliver(delta) else { return false }
+            guard deliver(delta) else { return .abort }
         }
-        // Stop reading at [DONE] (some servers keep the connection open after it) or at a bad chunk.
-        return !stream.sawDone && stream.failure == nil
+        // Stop at a bad chunk; at [DONE] (some servers keep the response open after it) the
+        // transport only lets the response end, so its connection can be reused.
+        if stream.failure != nil { return .abort }
+        return stream.sawDone ? .enough : .more
     }
 
     func keepGoing() -> Bool {

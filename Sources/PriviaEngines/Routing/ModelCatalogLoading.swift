@@ -75,7 +75,16 @@ extension ModelCatalog {
             }
             let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, settings: settings,
                                  directory: directory, source: "\(source): provider \"\(entry.id)\"")
-            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:]))
+            var caFile: String?
+            if let path = entry.caFile {
+                let url = path.hasPrefix("/") || directory == nil ? URL(fileURLWithPath: path) : directory!.appendingPathComponent(path)
+                guard FileManager.default.isReadableFile(atPath: url.path) else {
+                    throw invalid("provider \"\(entry.id)\": cannot read ca_file \(url.path)")
+                }
+                caFile = url.path
+            }
+            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:],
+                                      caFile: caFile))
         }
 
         var models: [Model] = []
@@ -165,6 +174,7 @@ private struct ModelsFile {
         var apiKeyEnv: String?
         var apiKeyFile: String?
         var headers: [String: String]?
+        var caFile: String?
     }
     struct ModelEntry {
         var id: String
@@ -195,11 +205,11 @@ private struct ModelsFile {
             "history_messages",
         ], place: "")
         providers = try root.array("providers")?.enumerated().map { index, entry in
-            let fields = try Fields(entry, at: "providers[\(index)]", allowed: ["id", "base_url", "api_key_env", "api_key_file", "headers"],
-                                    place: " in a provider")
+            let fields = try Fields(entry, at: "providers[\(index)]",
+                                    allowed: ["id", "base_url", "api_key_env", "api_key_file", "headers", "ca_file"], place: " in a provider")
             return ProviderEntry(id: try fields.required("id"), baseURL: try fields.required("base_url"),
                                  apiKeyEnv: try fields.string("api_key_env"), apiKeyFile: try fields.string("api_key_file"),
-                                 headers: try fields.stringMap("headers"))
+                                 headers: try fields.stringMap("headers"), caFile: try fields.string("ca_file"))
         }
         guard let models = try root.array("models") else { throw Failure(reason: "missing \"models\" at the top level") }
         self.models = try models.enumerated().map { index, entry in
