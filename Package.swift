@@ -28,7 +28,7 @@ let package = Package(
         .target(name: "PriviaEngines", dependencies: ["CCurl"]),
         // Core domain: storage, migrations, accounts, conversations, messages.
         .target(name: "PriviaCore", dependencies: [
-            "CSQLite", "COpenSSL", "PriviaEngines", .product(name: "Atomics", package: "swift-atomics"),
+            "CSQLite", "COpenSSL", .product(name: "Atomics", package: "swift-atomics"),
         ]),
         // Chat service: one turn, whatever transport carries it.
         .target(name: "PriviaChat", dependencies: ["PriviaCore", "PriviaEngines"]),

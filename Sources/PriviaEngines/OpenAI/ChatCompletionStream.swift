@@ -118,6 +118,6 @@ struct ProviderErrorBody: Decodable {
         }
         guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(body)) else { return nil }
         let message = envelope.error?.message ?? envelope.message
-        return message.flatMap { $0.isBlank ? nil : $0 }
+        return message.flatMap { $0.allSatisfy(\.isWhitespace) ? nil : $0 }
     }
 }
