@@ -3,8 +3,9 @@ import PriviaCore
 import PriviaEngines
 
 /// One chat turn, the same for REST, SSE and WebSocket: validate, check the budget, store the
-/// question, stream from the engine into the transport's sink, store the answer and its usage.
-/// The rows are the `TurnStore`'s; this only orchestrates.
+/// question, stream from the engine into the transport's sink (saving the answer now and then
+/// as it grows), store the answer and its usage. The rows are the `TurnStore`'s; this only
+/// orchestrates.
 public final class ChatService: Sendable {
     private let turns: TurnStore
     private let engine: ChatEngine
@@ -12,12 +13,16 @@ public final class ChatService: Sendable {
     /// reports from these same ones.
     public let catalog: ModelCatalog
     public let usage: UsageLedger
+    /// How often an answer is saved while it streams (`AnswerProgress`).
+    let progressInterval: Duration
 
-    public init(database: Database, engine: ChatEngine, catalog: ModelCatalog = .stubOnly(), budget: UsageBudget = .unlimited) {
+    public init(database: Database, engine: ChatEngine, catalog: ModelCatalog = .stubOnly(), budget: UsageBudget = .unlimited,
+                progressInterval: Duration = .seconds(1)) {
         self.turns = TurnStore(database: database)
         self.engine = engine
         self.catalog = catalog
         self.usage = UsageLedger(database: database, budget: budget)
+        self.progressInterval = progressInterval
     }
 
     /// Everything before the engine runs: the request's checks, an idempotent replay, the budget,
@@ -62,7 +67,8 @@ public final class ChatService: Sendable {
     }
 
     /// Runs the engine and stores whatever it produced, complete, stopped or failed, with its usage.
-    /// A replayed turn sends the stored answer as one token and returns the stored outcome.
+    /// A replayed turn sends the stored answer as one token and returns the stored outcome
+    /// (which may be an interrupted one).
     public func generate(_ turn: PreparedTurn, sink: GenerationSink) throws -> TurnOutcome {
         if let replay = turn.replay {
             if !replay.content.isEmpty { _ = sink.token(replay.content) }
@@ -71,25 +77,37 @@ public final class ChatService: Sendable {
         let context = EngineContext(userID: turn.userID, conversationID: turn.conversationID, history: turn.history,
                                     model: turn.request.model, temperature: turn.request.temperature,
                                     maxTokens: turn.request.maxTokens)
+        let started = ContinuousClock.now
+        let messageID = newID()
+        let model = turn.request.model ?? catalog.defaultModel.id
+        let progress = AnswerProgress(startedAt: started, interval: progressInterval) { [self] answer in
+            // Stored as is if this process dies before the turn ends. The engine says its mode
+            // only at the end; until then the model's provider tells the stub's from a chat's.
+            let mode: AnswerMode = catalog.model(model)?.provider == ModelCatalog.stubProviderID ? .stub : .chat
+            let partial = TurnAnswer(conversationID: turn.conversationID, messageID: messageID, content: answer.text,
+                                     mode: mode, model: model, status: .interrupted)
+            try turns.saveProgress(partial, userID: turn.userID, idempotencyKey: turn.request.idempotencyKey,
+                                   usage: meter(turn, partial, tokens: nil, started: started, firstToken: answer.firstTokenAt))
+        }
         // A turn that waits on a model or streams slowly is long work: its thread stops counting
         // among the process's active threads (see `ActiveThreads`) for the rest of the turn.
-        let answer = StreamedAnswer(sink, willWait: { ActiveThreads.leave() })
-        let started = ContinuousClock.now
+        let answer = StreamedAnswer(sink, willWait: { ActiveThreads.leave() }, delivered: progress.delivered)
         var outcome: TurnOutcome
         var tokens: TokenUsage?
         do {
             let result = try engine.generate(context, into: answer)
             tokens = result.usage
             outcome = TurnOutcome(answer: TurnAnswer(
-                conversationID: turn.conversationID, messageID: newID(), content: answer.text, mode: Self.mode(result.mode),
+                conversationID: turn.conversationID, messageID: messageID, content: answer.text, mode: Self.mode(result.mode),
                 sources: result.sources, model: result.model, status: answer.stopped ? .stopped : .complete))
         } catch let error as EngineError {
             outcome = TurnOutcome(answer: TurnAnswer(
-                conversationID: turn.conversationID, messageID: newID(), content: answer.text, mode: .error,
-                model: turn.request.model ?? catalog.defaultModel.id, status: .failed), error: error)
+                conversationID: turn.conversationID, messageID: messageID, content: answer.text, mode: .error,
+                model: model, status: .failed), error: error)
         }
         let usage = meter(turn, outcome.answer, tokens: tokens, started: started, firstToken: answer.firstTokenAt)
-        try turns.finish(outcome.answer, userID: turn.userID, idempotencyKey: turn.request.idempotencyKey, usage: usage)
+        try turns.finish(outcome.answer, userID: turn.userID, idempotencyKey: turn.request.idempotencyKey, usage: usage,
+                         progressSaved: progress.saved)
         return outcome
     }
 

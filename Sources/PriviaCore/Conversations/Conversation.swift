@@ -16,9 +16,10 @@ public enum MessageRole: String, Sendable {
 }
 
 /// How a message ended: `complete`; `stopped` by the user or by the client leaving; `failed`
-/// (the model failed; the answer holds what came before).
+/// (the model failed; the answer holds what came before); `interrupted` (the process producing
+/// it died; the answer holds what was saved as it streamed).
 public enum MessageStatus: String, Sendable {
-    case complete, stopped, failed
+    case complete, stopped, failed, interrupted
 
     /// A stored status; any other value (from another program) reads as `complete`.
     init(stored: String) { self = Self(rawValue: stored) ?? .complete }

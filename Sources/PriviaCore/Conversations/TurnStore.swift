@@ -1,11 +1,12 @@
 /// The rows of a chat turn: the question and the conversation it joins, the history the engine
-/// sees, idempotent replays, and the answer with its usage once it ends. Every call takes the
-/// user's id, and a conversation the user does not own is `notFound`.
+/// sees, idempotent replays, the answer as it streams (`RunningTurns.swift`), and the answer
+/// with its usage once it ends. Every call takes the user's id, and a conversation the user
+/// does not own is `notFound`.
 ///
 /// No write transaction is held while the engine runs: the question is committed before it
-/// starts and the answer after it ends.
+/// starts, the answer after it ends, and what streamed in between now and then on its own.
 public final class TurnStore: Sendable {
-    private let database: Database
+    let database: Database
     private let conversations: ConversationStore
 
     public init(database: Database) {
@@ -126,24 +127,31 @@ public final class TurnStore: Sendable {
 
     /// Stores the answer, whatever its status, with its usage; records `message.finished` for the
     /// user's other sockets, and the answer for the turn's idempotency key. The conversation may
-    /// have been deleted while the answer streamed: then only the usage is kept.
-    public func finish(_ answer: TurnAnswer, userID: String, idempotencyKey: String?, usage: UsageEvent) throws {
-        let sources = JSON.array(answer.sources.map(JSON.string)).text
+    /// have been deleted while the answer streamed: then only the usage is kept. `progressSaved`:
+    /// the answer was saved while it streamed, and that row goes.
+    public func finish(_ answer: TurnAnswer, userID: String, idempotencyKey: String?, usage: UsageEvent,
+                       progressSaved: Bool = false) throws {
         try database.write { db in
-            try UsageLedger.record(usage, in: db)
-            let now = StoredTime.now()
-            guard try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?",
-                             [now, answer.conversationID]) == 1 else { return }
-            try db.run("""
-                INSERT INTO messages (id, conversation_id, role, content, timestamp, mode, sources, model, status)
-                VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)
-                """, [answer.messageID, answer.conversationID, answer.content.trimmingWhiteSpace,
-                      now, answer.mode.rawValue, sources, answer.model, answer.status.rawValue])
-            if let key = idempotencyKey {
-                try db.run("UPDATE turn_requests SET assistant_message_id = ? WHERE user_id = ? AND idempotency_key = ?",
-                           [answer.messageID, userID, key])
-            }
-            try WorkspaceEvents.record(db, userID: userID, kind: "message.finished", payload: answer.doneJSON)
+            if progressSaved { try db.run("DELETE FROM running_turns WHERE message_id = ?", [answer.messageID]) }
+            try store(db, answer, userID: userID, idempotencyKey: idempotencyKey, usage: usage, at: StoredTime.now())
         }
+    }
+
+    /// The rows of an answer that has ended, written at `time`.
+    func store(_ db: SQLiteConnection, _ answer: TurnAnswer, userID: String, idempotencyKey: String?, usage: UsageEvent,
+               at time: String) throws {
+        try UsageLedger.record(usage, in: db)
+        guard try db.run("UPDATE conversations SET updated_at = ?, message_count = message_count + 1 WHERE id = ?",
+                         [time, answer.conversationID]) == 1 else { return }
+        try db.run("""
+            INSERT INTO messages (id, conversation_id, role, content, timestamp, mode, sources, model, status)
+            VALUES (?, ?, 'assistant', ?, ?, ?, ?, ?, ?)
+            """, [answer.messageID, answer.conversationID, answer.content.trimmingWhiteSpace,
+                  time, answer.mode.rawValue, JSON.array(answer.sources.map(JSON.string)).text, answer.model, answer.status.rawValue])
+        if let key = idempotencyKey {
+            try db.run("UPDATE turn_requests SET assistant_message_id = ? WHERE user_id = ? AND idempotency_key = ?",
+                       [answer.messageID, userID, key])
+        }
+        try WorkspaceEvents.record(db, userID: userID, kind: "message.finished", payload: answer.doneJSON)
     }
 }

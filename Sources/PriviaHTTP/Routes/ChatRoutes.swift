@@ -73,7 +73,10 @@ extension PriviaAPI {
                 let outcome = try chat.generate(turn, sink: sink)
                 let answer = outcome.answer
                 switch answer.status {
-                case .complete, .stopped:  // after a stop, `done` reaches a client only if it is still there
+                // After a stop, `done` reaches a client only if it is still there. An interrupted
+                // answer comes here only as the replay of one, with the text saved before its
+                // process died.
+                case .complete, .stopped, .interrupted:
                     _ = stream.send(SSE.event("done", data: answer.doneJSON.text))
                 case .failed:
                     let error = outcome.error ?? EngineError(.provider, "The model failed")
