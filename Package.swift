@@ -31,11 +31,11 @@ let package = Package(
         .target(name: "PriviaEngines", dependencies: ["CCurl", "PriviaSupport"]),
         // Core domain: storage, migrations, accounts, conversations, messages.
         .target(name: "PriviaCore", dependencies: [
-            "CSQLite", "COpenSSL", "PriviaSupport", "PriviaEngines", .product(name: "Logging", package: "swift-log"),
+            "CSQLite", "COpenSSL", "PriviaSupport", .product(name: "Logging", package: "swift-log"),
             .product(name: "Atomics", package: "swift-atomics"),
         ]),
         // Chat service: one turn, whatever transport carries it.
-        .target(name: "PriviaChat", dependencies: ["PriviaSupport", "PriviaCore", "PriviaEngines"]),
+        .target(name: "PriviaChat", dependencies: ["PriviaSupport", "PriviaCore", "PriviaEngines", .product(name: "Logging", package: "swift-log")]),
         // HTTP layer: requests and responses as plain values, routes, JSON errors, SSE.
         .target(name: "PriviaHTTP", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines", .product(name: "Logging", package: "swift-log")]),
         // FastCGI transport: libfcgi adapter and the pre-forked pool.

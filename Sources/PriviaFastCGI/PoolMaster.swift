@@ -34,15 +34,24 @@ public struct PoolSettings: Sendable {
 ///
 /// Workers are this executable started again with `--worker` (posix_spawn, the listening
 /// socket as fd 3): forking a process that already runs Swift threads is not safe.
+///
+/// Once a worker has exited and been reaped (and its replacement started), `workerExited` is
+/// told which process it was, to clean up what it left: the answers it was streaming.
 public final class PoolMaster {
+    /// Runs in the master for each worker that has exited, whatever the cause.
+    public typealias WorkerExitHandler = (ProcessIdentity) -> Void
+
     private let settings: PoolSettings
+    private let workerExited: WorkerExitHandler
     private var listenSocket: Int32 = -1
-    /// Live workers; a retiring one is draining after a reload and is not replaced.
-    private var workers: [pid_t: (slot: Int, retiring: Bool)] = [:]
+    /// Live workers; a retiring one is draining after a reload and is not replaced. `identity`
+    /// is read at the start, as the worker's turn rows name it.
+    private var workers: [pid_t: (slot: Int, retiring: Bool, identity: ProcessIdentity?)] = [:]
     private var stopDeadline: Date?
 
-    public init(settings: PoolSettings) {
+    public init(settings: PoolSettings, workerExited: @escaping WorkerExitHandler = { _ in }) {
         self.settings = settings
+        self.workerExited = workerExited
     }
 
     /// Refuses to start when another master answers on the socket: `FCGX_OpenSocket` would
@@ -127,7 +136,7 @@ public final class PoolMaster {
         var pid = pid_t()
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         if rc == 0 {
-            workers[pid] = (slot, false)
+            workers[pid] = (slot, false, ProcessIdentity(pid: pid))
             processLog.info("worker started", metadata: ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(slot)])
         } else {
             processLog.error("cannot start a worker", metadata: ["errno": .stringConvertible(Int(rc))])
@@ -135,11 +144,15 @@ public final class PoolMaster {
     }
 
     private func reapChildren() {
+        var exited: [ProcessIdentity] = []
+        defer { exited.forEach(workerExited) }
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
+            // A worker that died before its identity could be read had run nothing.
+            if let identity = worker.identity { exited.append(identity) }
             let signaled = status & 0x7f
             var fields: Logger.Metadata = ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(worker.slot)]
             if signaled != 0 {

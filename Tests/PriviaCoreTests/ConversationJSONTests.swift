@@ -5,13 +5,13 @@ import Testing
 /// The JSON the API writes for conversations and messages, field by field as Privia's frontend reads it.
 @Suite struct ConversationJSONTests {
     @Test func largeCountsAreWrittenWhole() throws {
-        let counts = [ConversationSummary(id: "a", title: "t", status: "active", createdAt: "2026-02-08 12:57:25",
+        let counts = [ConversationSummary(id: "a", title: "t", status: .active, createdAt: "2026-02-08 12:57:25",
                                           updatedAt: "2026-02-08 12:57:25", messageCount: 120)]
         #expect(try JSONParser.parse(counts.encoded()).arrayValue?.first?["message_count"] == 120)
     }
 
     @Test func conversationsWriteTheFieldsTheFrontendReadsInOrder() throws {
-        let summary = ConversationSummary(id: "c-1", title: "Trip \"plans\"", status: "active",
+        let summary = ConversationSummary(id: "c-1", title: "Trip \"plans\"", status: .active,
                                           createdAt: "2026-02-08 12:57:25.194236", updatedAt: "2026-02-08T13:00:00+00:00",
                                           messageCount: 2)
         #expect(String(decoding: summary.encoded(), as: UTF8.self) == #"""
@@ -19,9 +19,9 @@ import Testing
             "updated_at":"2026-02-08T13:00:00Z","message_count":2}
             """#)
         let messages = [
-            Message(id: "m-1", role: "user", content: "Plan a trip\nto Oslo", timestamp: "2026-02-08 12:57:25", status: "complete"),
-            Message(id: "m-2", role: "assistant", content: "Sure.", timestamp: "2026-02-08 12:57:26", mode: "stub",
-                    sources: ["a", "b"], model: "stub", status: "stopped"),
+            Message(id: "m-1", role: .user, content: "Plan a trip\nto Oslo", timestamp: "2026-02-08 12:57:25", status: .complete),
+            Message(id: "m-2", role: .assistant, content: "Sure.", timestamp: "2026-02-08 12:57:26", mode: .stub,
+                    sources: ["a", "b"], model: "stub", status: .stopped),
         ]
         let detail = try JSONParser.parse(ConversationDetail(summary: summary, messages: messages).encoded())
         #expect(detail["message_count"] == 2 && detail["title"]?.stringValue == #"Trip "plans""#)

@@ -23,8 +23,9 @@ import Testing
     @Test func turnsShareOneConnection() throws {
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
         for _ in 0..<4 {
-            let result = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-            #expect(result.content == "tok0 tok1 tok2 ")
+            let resultSink = RecordingSink()
+            _ = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: handles).generate(userContext(), sink: resultSink)
+            #expect(resultSink.answer == "tok0 tok1 tok2 ")
         }
         let used = try connections(tag, count: 4)
         #expect(used.count == 4 && Set(used).count == 1)
@@ -32,9 +33,10 @@ import Testing
 
     @Test func aReusedConnectionCarriesOnlyTheTurnsOwnRequest() throws {
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
-        let first = try fake.engine(model: "stream:tokens=2:tag=\(tag)", apiKey: "sk-first-key", headers: ["X-Title": "Privia"],
-                                    handles: handles).generate(userContext("first question"), sink: RecordingSink())
-        #expect(first.content == "tok0 tok1 ")
+        let firstSink = RecordingSink()
+        _ = try fake.engine(model: "stream:tokens=2:tag=\(tag)", apiKey: "sk-first-key", headers: ["X-Title": "Privia"],
+                                    handles: handles).generate(userContext("first question"), sink: firstSink)
+        #expect(firstSink.answer == "tok0 tok1 ")
 
         // Error responses are read to their end, so they keep the connection too.
         let limited = failure { try fake.engine(model: "rate-limit:retry_after=7:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink()) }
@@ -44,7 +46,7 @@ import Testing
 
         let sink = RecordingSink()
         let last = try fake.engine(model: "echo:tag=\(tag)", handles: handles).generate(userContext("second question"), sink: sink)
-        #expect(last.content == "second question" && sink.text == "second question")
+        #expect(sink.answer == "second question" && sink.text == "second question")
         #expect(last.usage == TokenUsage(inputTokens: 2, outputTokens: 2, estimated: false))
 
         let used = try connections(tag, count: 4)
@@ -59,15 +61,17 @@ import Testing
     @Test func aStoppedTurnsConnectionIsClosedAndTheNextTurnWorks() throws {
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
         _ = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-        let stopped = try fake.engine(model: "stream:tokens=200:delay_ms=20:tag=\(tag)", handles: handles)
-            .generate(userContext(), sink: RecordingSink(stopAfterTokens: 2))
-        #expect(stopped.content == "tok0 tok1 ")
+        let stoppedSink = RecordingSink(stopAfterTokens: 2)
+        _ = try fake.engine(model: "stream:tokens=200:delay_ms=20:tag=\(tag)", handles: handles)
+            .generate(userContext(), sink: stoppedSink)
+        #expect(stoppedSink.answer == "tok0 tok1 ")
         let seen = try fake.waitForRequests(tag: tag) { $0.count == 2 && $0.allSatisfy { $0["finished"] as? Bool == true } }
         #expect(seen.contains { $0["client_closed"] as? Bool == true }, "the provider saw the stopped turn leave")
 
         for _ in 0..<2 {
-            let next = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-            #expect(next.content == "tok0 tok1 ")
+            let nextSink = RecordingSink()
+            _ = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: nextSink)
+            #expect(nextSink.answer == "tok0 tok1 ")
         }
         let used = try connections(tag, count: 4)
         #expect(used.count == 4)
@@ -80,12 +84,14 @@ import Testing
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
         let failures = ["drop:after=1", "malformed:after=1", "stall:after=1"]
         for behaviour in failures {
+            let failedSink = RecordingSink()
             let error = failure {
-                try fake.engine(model: "\(behaviour):tag=\(tag)", idleTimeout: 0.5, handles: handles).generate(userContext(), sink: RecordingSink())
+                try fake.engine(model: "\(behaviour):tag=\(tag)", idleTimeout: 0.5, handles: handles).generate(userContext(), sink: failedSink)
             }
-            #expect(error?.code == .provider && error?.partialContent == "tok0 ", "\(behaviour)")
-            let next = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-            #expect(next.content == "tok0 tok1 ", "after \(behaviour)")
+            #expect(error?.code == .provider && failedSink.answer == "tok0 ", "\(behaviour)")
+            let nextSink = RecordingSink()
+            _ = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: nextSink)
+            #expect(nextSink.answer == "tok0 tok1 ", "after \(behaviour)")
         }
         let used = try connections(tag, count: 2 * failures.count)
         #expect(used.count == 2 * failures.count)
@@ -99,11 +105,13 @@ import Testing
     @Test func aResponseLeftOpenAfterTheLastEventEndsTheTurnPromptly() throws {
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
         let start = Date()
-        let held = try fake.engine(model: "stream:tokens=2:hold=5:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-        #expect(held.content == "tok0 tok1 " && held.usage?.estimated == false)
+        let heldSink = RecordingSink()
+        let held = try fake.engine(model: "stream:tokens=2:hold=5:tag=\(tag)", handles: handles).generate(userContext(), sink: heldSink)
+        #expect(heldSink.answer == "tok0 tok1 " && held.usage?.estimated == false)
         #expect(Date().timeIntervalSince(start) < 2)
-        let next = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-        #expect(next.content == "tok0 tok1 ")
+        let nextSink = RecordingSink()
+        _ = try fake.engine(model: "stream:tokens=2:tag=\(tag)", handles: handles).generate(userContext(), sink: nextSink)
+        #expect(nextSink.answer == "tok0 tok1 ")
         let used = try connections(tag, count: 2)
         #expect(used.count == 2 && used[0] != used[1], "the connection left open was closed, not reused")
     }
@@ -118,8 +126,9 @@ import Testing
     @Test func turnsShareOneTLSConnection() throws {
         let tag = FakeProvider.tag(), handles = CurlHandlePool()
         for _ in 0..<3 {
-            let result = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: handles).generate(userContext(), sink: RecordingSink())
-            #expect(result.content == "tok0 tok1 tok2 ")
+            let resultSink = RecordingSink()
+            _ = try fake.engine(model: "stream:tokens=3:tag=\(tag)", handles: handles).generate(userContext(), sink: resultSink)
+            #expect(resultSink.answer == "tok0 tok1 tok2 ")
         }
         let seen = try fake.waitForRequests(tag: tag) { $0.count == 3 && $0.allSatisfy { $0["finished"] as? Bool == true } }
         #expect(seen.count == 3 && Set(seen.compactMap { $0["connection"] as? Int }).count == 1)

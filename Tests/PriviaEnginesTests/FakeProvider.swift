@@ -168,8 +168,11 @@ final class RecordingSink: GenerationSink {
     var stopAfterTokens: Int?
     var stopAt: Date?
     private(set) var stopRequested: Date?
-    /// How many tokens had arrived when the engine first said it would wait.
+    /// How many tokens had arrived when the engine first said it would wait, and how often it said so.
     private(set) var tokensBeforeFirstWait: Int?
+    private(set) var waits = 0
+    /// The text of the `StreamedAnswer` the last generation into this sink ended with.
+    var answer = ""
 
     init(stopAfterTokens: Int? = nil, stopAfterSeconds: Double? = nil) {
         self.stopAfterTokens = stopAfterTokens
@@ -187,6 +190,7 @@ final class RecordingSink: GenerationSink {
 
     func willWait() {
         tokensBeforeFirstWait = tokensBeforeFirstWait ?? tokens.count
+        waits += 1
     }
 
     func keepGoing() -> Bool {
@@ -201,8 +205,18 @@ final class RecordingSink: GenerationSink {
     var text: String { tokens.joined() }
 }
 
+extension ChatEngine {
+    /// A generation into `sink` through its own `StreamedAnswer`, as the chat service runs one;
+    /// `sink.answer` holds the answer's text afterwards, whether it returned or threw.
+    func generate(_ context: EngineContext, sink: RecordingSink) throws -> EngineResult {
+        let answer = StreamedAnswer(sink, willWait: { [unowned sink] in sink.willWait() })
+        defer { sink.answer = answer.text }
+        return try generate(context, into: answer)
+    }
+}
+
 func userContext(_ text: String = "hello there", model: String? = nil, temperature: Double? = nil,
                  maxTokens: Int? = nil) -> EngineContext {
-    EngineContext(userID: "u1", conversationID: "c1", history: [ChatMessage(role: "user", content: text)],
+    EngineContext(userID: "u1", conversationID: "c1", history: [ChatMessage(role: .user, content: text)],
                   model: model, temperature: temperature, maxTokens: maxTokens)
 }

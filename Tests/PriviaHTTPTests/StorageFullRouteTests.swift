@@ -11,19 +11,19 @@ final class DiskFillingEngine: ChatEngine, @unchecked Sendable {
     private let lock = NSLock()
     private var database: Database?
     private var filling = false
-    static let answer = String(repeating: "long answer ", count: 8 * 1024)
+    /// Tokens whose text is far more than a page: storing it needs the file to grow.
+    static let tokens = ["long ", "answer"] + Array(repeating: " and more", count: 8 * 1024)
 
     func fillDisk(of database: Database) { lock.withLock { self.database = database; filling = true } }
     func stopFilling() { lock.withLock { filling = false } }
 
-    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+    func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
         if let database = lock.withLock({ filling ? database : nil }) {
             // max_page_count clamps to the file's size now: SQLite answers SQLITE_FULL past it.
             try database.write { try $0.execute("PRAGMA max_page_count = 1") }
         }
-        _ = sink.token("long ")
-        _ = sink.token("answer")
-        return EngineResult(content: Self.answer, mode: "chat", model: "stub")
+        for token in Self.tokens { _ = answer.token(token) }
+        return EngineResult(mode: .chat, model: "stub")
     }
 }
 
@@ -105,7 +105,7 @@ final class FixedFreeSpace: @unchecked Sendable {
         let stream = RecordingStream()
         response.run(into: stream)
         let events = stream.events
-        #expect(events.filter { $0.event.isEmpty }.map(\.data) == ["long ", "answer"])
+        #expect(events.filter { $0.event.isEmpty }.map(\.data) == DiskFillingEngine.tokens)
         #expect(!events.contains { $0.event == "done" })
         let error = try #require(events.last { $0.event == "error" })
         let body = try JSONParser.parse(error.data)
