@@ -21,6 +21,8 @@ public struct Configuration: Sendable {
     public var maxRequestsPerWorker: Int
     /// Per-user daily limits on tokens and on estimated cost (in the catalog's currency); 0 = none.
     public var budget: UsageBudget
+    /// Lifetimes of browser sessions' tokens.
+    public var sessionPolicy: SessionPolicy
 
     public var databasePath: String { dataDirectory + "/privia.db" }
     public var socketPath: String { dataDirectory + "/run/privia-fcgi.sock" }
@@ -61,6 +63,9 @@ public struct Configuration: Sendable {
             maxRequestsPerWorker: try settings.int("PRIVIA_MAX_REQUESTS", default: 0, in: 0...Int.max),
             budget: UsageBudget(dailyTokens: try settings.int("PRIVIA_DAILY_TOKEN_LIMIT", default: 0, in: 0...Int.max),
                                 dailyCost: try settings.decimal("PRIVIA_DAILY_COST_LIMIT", default: 0)),
+            sessionPolicy: SessionPolicy(
+                accessTokenLifetime: 60 * (try settings.int("PRIVIA_BROWSER_TOKEN_MINUTES", default: 15, in: 1...1440)),
+                refreshTokenLifetime: 86400 * (try settings.int("PRIVIA_REFRESH_TOKEN_DAYS", default: 30, in: 1...365))),
             listenGroup: settings.string("PRIVIA_LISTEN_GROUP")
         )
         config.effectiveSettings = settings.entries
