@@ -36,5 +36,6 @@ PoolProcess.run(configuration: configuration, prepareMaster: {
     return PriviaAPI(database: database, accounts: accounts, chat: chat,
                      settings: .init(environment: configuration.environment.rawValue,
                                      oauthExchangeSecret: configuration.oauthExchangeSecret,
-                                     heartbeatSeconds: configuration.heartbeatSeconds))
+                                     heartbeatSeconds: configuration.heartbeatSeconds,
+                                     allowedOrigins: configuration.allowedOrigins))
 })

@@ -23,6 +23,8 @@ public struct Configuration: Sendable {
     public var budget: UsageBudget
     /// Lifetimes of browser sessions' tokens.
     public var sessionPolicy: SessionPolicy
+    /// PRIVIA_ALLOWED_ORIGINS, normalized: the pages whose cookie-authenticated requests may change things.
+    public var allowedOrigins: Set<String>
 
     public var databasePath: String { dataDirectory + "/privia.db" }
     public var socketPath: String { dataDirectory + "/run/privia-fcgi.sock" }
@@ -66,10 +68,19 @@ public struct Configuration: Sendable {
             sessionPolicy: SessionPolicy(
                 accessTokenLifetime: 60 * (try settings.int("PRIVIA_BROWSER_TOKEN_MINUTES", default: 15, in: 1...1440)),
                 refreshTokenLifetime: 86400 * (try settings.int("PRIVIA_REFRESH_TOKEN_DAYS", default: 30, in: 1...365))),
+            allowedOrigins: Set((settings.string("PRIVIA_ALLOWED_ORIGINS") ?? "").split(separator: ",")
+                .map { normalizedOrigin(String($0)) }.filter { !$0.isEmpty }),
             listenGroup: settings.string("PRIVIA_LISTEN_GROUP")
         )
         config.effectiveSettings = settings.entries
         return config
+    }
+
+    /// An origin as browsers send it in `Origin`: no spaces, lower case, no trailing slash.
+    public static func normalizedOrigin(_ origin: String) -> String {
+        var origin = origin.trimmingCharacters(in: .whitespaces).lowercased()
+        while origin.hasSuffix("/") { origin.removeLast() }
+        return origin
     }
 
     /// About four threads per core at work across all workers, at least two per worker: 8 for
