@@ -48,12 +48,14 @@ PoolProcess.run(configuration: configuration, prepareMaster: {
 }, responder: {
     let database = try Database(path: configuration.databasePath, maxConnections: 16)
     let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: configuration.passwordIterations),
-                                  signer: AccessTokenSigner(secretKey: configuration.secretKey))
+                                  signer: AccessTokenSigner(secretKey: configuration.secretKey),
+                                  sessionPolicy: configuration.sessionPolicy)
     let catalog = try ModelCatalog.load(stubTokenDelayMilliseconds: configuration.stubDelayMilliseconds)
     let chat = ChatService(database: database, engine: RoutingEngine(catalog: catalog), catalog: catalog,
                            budget: configuration.budget)
     return PriviaAPI(database: database, accounts: accounts, chat: chat,
                      settings: .init(environment: configuration.environment.rawValue,
                                      oauthExchangeSecret: configuration.oauthExchangeSecret,
-                                     heartbeatSeconds: configuration.heartbeatSeconds))
+                                     heartbeatSeconds: configuration.heartbeatSeconds,
+                                     allowedOrigins: configuration.allowedOrigins))
 })

@@ -10,17 +10,21 @@ final class TestApp {
     let database: Database
     let api: PriviaAPI
 
+    static let allowedOrigin = "https://app.example.test"
+
     init(engine: ChatEngine = StubEngine(), catalog: ModelCatalog = .stubOnly(), oauthSecret: String? = nil,
-         budget: UsageBudget = .unlimited, storage: StorageSpace? = nil) throws {
+         budget: UsageBudget = .unlimited, storage: StorageSpace? = nil,
+         sessionPolicy: SessionPolicy = SessionPolicy()) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("privia-http-\(newID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         database = try Database(path: directory + "/privia.db", storage: storage)
         _ = try database.withConnection { try Migrator(migrations: Migration.load(from: Self.migrations)).migrate($0) }
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
-                                      signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))
+                                      signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)), sessionPolicy: sessionPolicy)
         api = PriviaAPI(database: database, accounts: accounts,
                         chat: ChatService(database: database, engine: engine, catalog: catalog, budget: budget),
-                        settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05))
+                        settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05,
+                                        allowedOrigins: [Self.allowedOrigin]))
     }
 
     static let migrations: String = {

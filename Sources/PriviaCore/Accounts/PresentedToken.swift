@@ -9,11 +9,19 @@ import Foundation
 public enum PresentedToken {
     public static let cookieName = "auth-token"
 
+    /// Where a token came from. A cookie goes along with any request the browser makes, a
+    /// cross-site form's too; an `Authorization` header only with those a page's script makes.
+    public enum Source: Sendable { case bearer, cookie }
+
     public static func find(authorization: String?, cookieHeaders: [String]) -> String? {
-        if let authorization, let token = bearer(authorization) { return token }
+        locate(authorization: authorization, cookieHeaders: cookieHeaders)?.token
+    }
+
+    public static func locate(authorization: String?, cookieHeaders: [String]) -> (token: String, source: Source)? {
+        if let authorization, let token = bearer(authorization) { return (token, .bearer) }
         for header in cookieHeaders {
             if let cookie = cookie(cookieName, in: header), !cookie.isEmpty {
-                return cookie.contains("%") ? (cookie.removingPercentEncoding ?? cookie) : cookie
+                return (cookie.contains("%") ? (cookie.removingPercentEncoding ?? cookie) : cookie, .cookie)
             }
         }
         return nil

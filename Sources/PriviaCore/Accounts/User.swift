@@ -17,4 +17,6 @@ public struct AuthenticatedUser: Sendable {
     public var user: User
     public var tokenID: String
     public var tokenExpiresAt: Int
+    /// The browser session the token belongs to, if it was issued to one.
+    public var sessionID: String?
 }

@@ -21,6 +21,10 @@ public struct Configuration: Sendable {
     public var maxRequestsPerWorker: Int
     /// Per-user daily limits on tokens and on estimated cost (in the catalog's currency); 0 = none.
     public var budget: UsageBudget
+    /// Lifetimes of browser sessions' tokens.
+    public var sessionPolicy: SessionPolicy
+    /// PRIVIA_ALLOWED_ORIGINS, normalized: the pages whose cookie-authenticated requests may change things.
+    public var allowedOrigins: Set<String>
 
     public var databasePath: String { dataDirectory + "/privia.db" }
     public var socketPath: String { dataDirectory + "/run/privia-fcgi.sock" }
@@ -61,10 +65,22 @@ public struct Configuration: Sendable {
             maxRequestsPerWorker: try settings.int("PRIVIA_MAX_REQUESTS", default: 0, in: 0...Int.max),
             budget: UsageBudget(dailyTokens: try settings.int("PRIVIA_DAILY_TOKEN_LIMIT", default: 0, in: 0...Int.max),
                                 dailyCost: try settings.decimal("PRIVIA_DAILY_COST_LIMIT", default: 0)),
+            sessionPolicy: SessionPolicy(
+                accessTokenLifetime: 60 * (try settings.int("PRIVIA_BROWSER_TOKEN_MINUTES", default: 15, in: 1...1440)),
+                refreshTokenLifetime: 86400 * (try settings.int("PRIVIA_REFRESH_TOKEN_DAYS", default: 30, in: 1...365))),
+            allowedOrigins: Set((settings.string("PRIVIA_ALLOWED_ORIGINS") ?? "").split(separator: ",")
+                .map { normalizedOrigin(String($0)) }.filter { !$0.isEmpty }),
             listenGroup: settings.string("PRIVIA_LISTEN_GROUP")
         )
         config.effectiveSettings = settings.entries
         return config
+    }
+
+    /// An origin as browsers send it in `Origin`: no spaces, lower case, no trailing slash.
+    public static func normalizedOrigin(_ origin: String) -> String {
+        var origin = origin.trimmingCharacters(in: .whitespaces).lowercased()
+        while origin.hasSuffix("/") { origin.removeLast() }
+        return origin
     }
 
     /// About four threads per core at work across all workers, at least two per worker: 8 for

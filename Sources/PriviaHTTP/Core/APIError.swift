@@ -9,6 +9,8 @@ public struct APIError: Error, Sendable {
     public enum Code: String, Sendable {
         case auth = "AUTH", validation = "VALIDATION", notFound = "NOT_FOUND", conflict = "CONFLICT"
         case rateLimit = "RATE_LIMIT", provider = "PROVIDER", storageFull = "STORAGE_FULL", unknown = "UNKNOWN"
+        /// A state-changing request authenticated by a cookie failed the cross-site check.
+        case csrf = "CSRF"
     }
 
     public let status: Int

@@ -12,6 +12,7 @@ public final class PriviaAPI: HTTPResponder {
     let conversations: ConversationStore
     let chat: ChatService
     let settings: Settings
+    let crossSite: CrossSiteCheck
     var catalog: ModelCatalog { chat.catalog }
     var usage: UsageLedger { chat.usage }
     let startedAt = Date()
@@ -21,10 +22,13 @@ public final class PriviaAPI: HTTPResponder {
         public var environment: String
         public var oauthExchangeSecret: String?
         public var heartbeatSeconds: Double
-        public init(environment: String, oauthExchangeSecret: String?, heartbeatSeconds: Double) {
+        /// The origins whose pages may send cookie-authenticated requests that change things.
+        public var allowedOrigins: Set<String>
+        public init(environment: String, oauthExchangeSecret: String?, heartbeatSeconds: Double, allowedOrigins: Set<String> = []) {
             self.environment = environment
             self.oauthExchangeSecret = oauthExchangeSecret
             self.heartbeatSeconds = heartbeatSeconds
+            self.allowedOrigins = allowedOrigins
         }
     }
 
@@ -34,6 +38,7 @@ public final class PriviaAPI: HTTPResponder {
         self.conversations = ConversationStore(database: database)
         self.chat = chat
         self.settings = settings
+        self.crossSite = CrossSiteCheck(allowedOrigins: settings.allowedOrigins)
     }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
@@ -68,6 +73,8 @@ public final class PriviaAPI: HTTPResponder {
         if path.match("/api/auth/login") != nil { try allow("POST"); return try signIn(request) }
         if path.match("/api/auth/me") != nil { try allow("GET"); return try me(request) }
         if path.match("/api/auth/logout") != nil { try allow("POST"); return try signOut(request) }
+        if path.match("/api/auth/logout-all") != nil { try allow("POST"); return try signOutEverywhere(request) }
+        if path.match("/api/auth/refresh") != nil { try allow("POST"); return try refreshSession(request) }
         if path.match("/api/auth/oauth") != nil { try allow("POST"); return try exchangeOAuth(request) }
         if path.match("/api/conversations") != nil {
             try allow("GET", "POST")
@@ -90,9 +97,11 @@ public final class PriviaAPI: HTTPResponder {
 
     // MARK: Authentication
 
-    /// The caller, from `Authorization: Bearer …` or else the `auth-token` cookie.
+    /// The caller, from `Authorization: Bearer …` or else the `auth-token` cookie; a cookie on a
+    /// request that changes something must pass the cross-site check.
     func caller(_ request: HTTPRequest) throws -> AuthenticatedUser {
-        guard let token = Self.token(request) else { throw APIError.unauthorized("Not authenticated") }
+        guard let (token, source) = Self.presentedToken(request) else { throw APIError.unauthorized("Not authenticated") }
+        if source == .cookie && CrossSiteCheck.isStateChanging(request.method) { try crossSite.check(request) }
         guard let caller = try accounts.authenticate(token: token) else {
             throw APIError.unauthorized("Invalid or expired token")
         }
@@ -100,7 +109,11 @@ public final class PriviaAPI: HTTPResponder {
     }
 
     static func token(_ request: HTTPRequest) -> String? {
-        PresentedToken.find(authorization: request.headers["authorization"], cookieHeaders: request.headers["cookie"].map { [$0] } ?? [])
+        presentedToken(request)?.token
+    }
+
+    static func presentedToken(_ request: HTTPRequest) -> (token: String, source: PresentedToken.Source)? {
+        PresentedToken.locate(authorization: request.headers["authorization"], cookieHeaders: request.headers["cookie"].map { [$0] } ?? [])
     }
 
     // MARK: Health
