@@ -63,7 +63,10 @@ let package = Package(
 
         .testTarget(name: "PriviaSupportTests", dependencies: ["PriviaSupport", .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PriviaCoreTests", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines"]),
-        .testTarget(name: "PriviaHTTPTests", dependencies: ["PriviaSupport", "PriviaHTTP", "PriviaCore", "PriviaChat"]),
+        .testTarget(name: "PriviaHTTPTests", dependencies: [
+            "PriviaSupport", "PriviaHTTP", "PriviaCore", "PriviaChat", "PriviaRelay",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
         .testTarget(name: "PriviaEnginesTests", dependencies: ["PriviaSupport", "PriviaEngines"]),
         .testTarget(name: "PriviaRelayTests", dependencies: [
             "PriviaSupport", "PriviaRelay", "PriviaCore", .product(name: "Logging", package: "swift-log"),

@@ -79,23 +79,20 @@ extension PriviaAPI {
                 // answer comes here only as the replay of one, with the text saved before its
                 // process died.
                 case .complete, .stopped, .interrupted:
-                    _ = stream.send(SSE.event("done", data: answer.doneJSON.text))
+                    _ = stream.send(TurnStreamEvent.done.sse(answer.doneJSON.text))
                 case .failed:
                     let error = outcome.error ?? EngineError(.provider, "The model failed")
-                    _ = stream.send(SSE.event("error", data: JSON.object([
-                        ("error", .string(error.message)), ("code", .string(error.code.rawValue)),
-                        ("conversation_id", .string(answer.conversationID)), ("message_id", .string(answer.messageID)),
-                    ]).text))
+                    _ = stream.send(TurnStreamEvent.error.sse(TurnStreamEvent.errorJSON(
+                        message: error.message, code: error.code.rawValue, conversationID: answer.conversationID,
+                        messageID: answer.messageID).text))
                 }
             } catch {
                 // The status went out with the first byte, so a failure now (a full disk that kept
                 // the answer from being stored, say) is an `error` event with its stable code.
                 processLog.error("stream failed", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
                 let apiError = APIError.from(error)
-                _ = stream.send(SSE.event("error", data: JSON.object([
-                    ("error", .string(apiError.message)), ("code", .string(apiError.code.rawValue)),
-                    ("conversation_id", .string(turn.conversationID)),
-                ]).text))
+                _ = stream.send(TurnStreamEvent.error.sse(TurnStreamEvent.errorJSON(
+                    message: apiError.message, code: apiError.code.rawValue, conversationID: turn.conversationID).text))
             }
         })
         response.userID = caller.user.id
@@ -123,7 +120,7 @@ final class SSESink: GenerationSink {
 
     func token(_ text: String) -> Bool {
         lastWrite = .now
-        return stream.send(SSE.event(data: text))
+        return stream.send(TurnStreamEvent.token.sse(text))
     }
 
     func keepGoing() -> Bool {
