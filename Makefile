@@ -37,8 +37,7 @@ e2e: build
 
 # The benchmark (bench/README.md): real stacks on loopback, 15–18 minutes on 2 cores.
 # BENCH_RUNS, BENCH_DURATION and the other BENCH_* settings pass through the environment.
-bench:
-	scripts/install-deps.sh --bench
+bench: deps
 	$(SWIFT_BUILD)
 	$(PYTHON) bench/run.py
 
