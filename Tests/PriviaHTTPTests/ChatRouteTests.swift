@@ -111,11 +111,16 @@ import PriviaEngines
         #expect(String(decoding: SSE.event("done", data: "{}"), as: UTF8.self) == "event: done\ndata: {}\n\n")
     }
 
+    /// The engine is silent for 120 ms before each token, longer than the heartbeat (50 ms in
+    /// TestApp): a comment goes out meanwhile. The client leaves at the first one, so the test
+    /// does not wait for the whole answer.
     @Test func silenceSendsHeartbeats() throws {
         let app = try TestApp(engine: StubEngine(tokenDelayMilliseconds: 120))
         let (token, _) = try app.user()
         let stream = RecordingStream()
+        stream.leaveWhen = { $0.contains(": ping\n\n") }
         app.call("POST", "/api/stream", json: ["question": "hello"], token: token).run(into: stream)
         #expect(stream.text.contains(": ping\n\n"))
+        #expect(stream.events.count < StubEngine.reply.split(separator: " ").count, "the ping came only after the answer")
     }
 }
