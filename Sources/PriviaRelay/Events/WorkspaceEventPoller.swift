@@ -12,6 +12,7 @@ public final class WorkspaceEventPoller: Sendable {
     private struct State {
         var stopped = false
         var thread: Thread?
+        var startID: Int?
     }
 
     public let databasePath: String
@@ -43,6 +44,9 @@ public final class WorkspaceEventPoller: Sendable {
 
     private var isStopped: Bool { state.withLock { $0.stopped } }
 
+    /// The newest row at start-up, once the thread has read it: rows after it are delivered.
+    var deliversAfter: Int? { state.withLock { $0.startID } }
+
     private func run() {
         var database: Database?
         var lastID: Int?
@@ -65,9 +69,11 @@ public final class WorkspaceEventPoller: Sendable {
                     if let after = lastID {
                         lastID = try deliver(from: database, after: after)
                     } else {
-                        lastID = try database.read { db in
+                        let startID = try database.read { db in
                             try db.first("SELECT COALESCE(MAX(id), 0) FROM workspace_events") { $0.int(0) }
                         } ?? 0
+                        lastID = startID
+                        state.withLock { $0.startID = startID }
                         RelayLog.shared.info("workspace events: polling", ["after_id": .int(lastID ?? 0)])
                     }
                     reported = ""
