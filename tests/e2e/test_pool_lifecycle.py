@@ -36,7 +36,7 @@ def pid_alive(pid: int) -> bool:
 
 
 def test_sigterm_lets_a_slow_stream_finish_then_the_pool_exits(make_stack):
-    stack = make_stack({"PRIVIA_STUB_DELAY_MS": "100", "PRIVIA_GRACE_SECONDS": "20"}, name="term")
+    stack = make_stack({"PRIVIA_STUB_DELAY_MS": "50", "PRIVIA_GRACE_SECONDS": "20"}, name="term")
     master = stack.fcgi_master_pid()
     with stack.client() as client:
         token, _ = sign_up_and_in(client)
