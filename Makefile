@@ -37,8 +37,7 @@ e2e: build
 
 # The benchmark (bench/README.md): real stacks on loopback; a full run takes a while.
 # BENCH_RUNS, BENCH_DURATION and the other BENCH_* settings pass through the environment.
-bench:
-	scripts/install-deps.sh --bench
+bench: deps
 	$(SWIFT_BUILD)
 	$(PYTHON) bench/run.py
 

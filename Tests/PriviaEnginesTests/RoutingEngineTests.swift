@@ -74,13 +74,13 @@ import Testing
     @Test func waitsOutAShortRetryAfterOnTheSameModel() throws {
         let tag = FakeProvider.tag()
         let primary = "stream:tokens=2:tag=\(tag)"
-        try fake.override(model: primary, behaviour: "rate-limit:retry_after=1", times: 1)
+        try fake.override(model: primary, behaviour: "rate-limit:retry_after=0.3", times: 1)
         let routing = engine(catalog([("primary", primary), ("backup", "stream:tokens=3:tag=\(tag)-b")], fallback: ["backup"]))
         let start = Date()
         let sink = RecordingSink()
         let result = try routing.generate(userContext(), sink: sink)
         #expect(result.model == "primary" && sink.answer == "tok0 tok1 ")
-        #expect(Date().timeIntervalSince(start) >= 0.9)
+        #expect(Date().timeIntervalSince(start) >= 0.3)
         #expect(try fake.requests(tag: tag).map { $0["status"] as? Int } == [429, 200])
     }
 

@@ -65,6 +65,8 @@ extension HTTPResponse {
 final class RecordingStream: ResponseStream, @unchecked Sendable {
     private(set) var bytes: [UInt8] = []
     var leaveAfterSends: Int?
+    /// Leaves as soon as what it was sent passes this test.
+    var leaveWhen: ((String) -> Bool)?
     private var sends = 0
 
     func send(_ chunk: [UInt8]) -> Bool {
@@ -75,7 +77,7 @@ final class RecordingStream: ResponseStream, @unchecked Sendable {
     }
 
     func clientGone(within duration: Duration) -> Bool {
-        let gone = leaveAfterSends.map { sends >= $0 } ?? false
+        let gone = (leaveAfterSends.map { sends >= $0 } ?? false) || (leaveWhen?(text) ?? false)
         if !gone && duration > .zero { Thread.sleep(forTimeInterval: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
         return gone
     }

@@ -17,7 +17,7 @@ struct RelayUnderTest {
 
     var socketPath: String { directory + "/run/privia-relay.sock" }
 
-    static func start(pingSeconds: Int64 = 30) async throws -> RelayUnderTest {
+    static func start(pingInterval: TimeAmount = .seconds(30)) async throws -> RelayUnderTest {
         JSONLineLogHandler.minimumLevel = .error
         // sun_path holds 108 bytes: keep the temporary directory short.
         let directory = "/tmp/prt-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
@@ -25,7 +25,7 @@ struct RelayUnderTest {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = try await FakePool.start(at: directory + "/run/privia-fcgi.sock", group: group)
         var configuration = RelayConfiguration(dataDirectory: directory, unixSocketPath: directory + "/run/privia-relay.sock",
-                                               pingInterval: .seconds(pingSeconds), eventsEnabled: false)
+                                               pingInterval: pingInterval, eventsEnabled: false)
         configuration.poolSocketPath = pool.socketPath
         let server = RelayServer(configuration: configuration, group: group)
         try await server.start()
@@ -137,7 +137,7 @@ func eventually(_ condition: () -> Bool) async -> Bool {
     }
 
     @Test func serverPingsAnIdleSocket() async throws {
-        let relay = try await RelayUnderTest.start(pingSeconds: 1)
+        let relay = try await RelayUnderTest.start(pingInterval: .milliseconds(50))
         let client = try await relay.connect()
         let ping = try #require(try await client.next(timeout: .seconds(3)))
         #expect(ping.opcode == .ping)
@@ -185,7 +185,7 @@ func eventually(_ condition: () -> Bool) async -> Bool {
                                           interval: .milliseconds(20))
         poller.start()
         let client = try await relay.connect()
-        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(await eventually { poller.deliversAfter == 1 })
         try database.write { db in
             try db.run("""
                 INSERT INTO workspace_events (user_id, kind, payload, created_at)

@@ -61,7 +61,7 @@ def models_file(provider_url: str) -> str:
         "default_model": "fast",
         "fallback": ["fast"],
         "connect_timeout_seconds": 2,
-        "idle_timeout_seconds": 1.5,
+        "idle_timeout_seconds": 1,
     }
     path = Path(tempfile.mkdtemp(prefix="privia-models-")) / "models.json"
     path.write_text(json.dumps(config))

@@ -512,10 +512,45 @@ def test_a_turn_in_one_tab_reaches_the_users_other_tabs_and_nobody_else(stack):
             deleted = events_until(other_tab, "conversation.deleted")["conversation.deleted"]
             assert deleted["conversation_id"] == chat
 
-            # Everything above reached the other tab; none of it reached another user.
-            assert receive(strangers_tab, 0.3) is None
+            # Everything above reached the other tab; none of it reached another user. Events go
+            # out in the order they happened: the stranger's own next one comes first.
+            own = client.post("/api/conversations", headers=bearer(stranger), json={}).json()["id"]
+            first = events_until(strangers_tab, "conversation.created")
+            assert list(first) == ["conversation.created"], first
+            assert first["conversation.created"]["conversation"]["id"] == own, first
         finally:
             for ws in (tab, other_tab, strangers_tab):
+                ws.close()
+
+
+def test_what_the_other_tabs_see_of_a_first_question(stack):
+    """A first question with no conversation to go to makes one already titled, counting it: one
+    `conversation.created`. After "new chat" opened an empty one, the first question goes there
+    and gives it its title: `conversation.renamed`."""
+    with stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        tab, other_tab = connect(stack, token), connect(stack, token)
+        try:
+            assert_open(other_tab)  # signed in, so the events reach it
+            first = assert_done(run_turn(tab, {"question": "Plan the team offsite"}))
+            seen = events_until(other_tab, "message.finished")
+            assert list(seen) == ["conversation.created", "message.finished"], seen
+            created = seen["conversation.created"]["conversation"]
+            assert (created["id"], created["title"], created["status"], created["message_count"]) == (
+                first["conversation_id"], "Plan the team offsite", "active", 1), created
+
+            empty = client.post("/api/conversations", headers=bearer(token), json={}).json()
+            created = events_until(other_tab, "conversation.created")["conversation.created"]["conversation"]
+            assert created["id"] == empty["id"] and created["status"] == "empty", created
+            second = assert_done(run_turn(tab, {"question": "Book the venue"}))
+            assert second["conversation_id"] == empty["id"]
+            seen = events_until(other_tab, "message.finished")
+            assert list(seen) == ["conversation.renamed", "message.finished"], seen
+            renamed = seen["conversation.renamed"]
+            assert renamed["conversation_id"] == empty["id"] and renamed["title"] == "Book the venue", renamed
+            assert seen["message.finished"]["message_id"] == second["message_id"]
+        finally:
+            for ws in (tab, other_tab):
                 ws.close()
 
 

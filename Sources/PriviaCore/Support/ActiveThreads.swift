@@ -42,6 +42,9 @@ public final class ActiveThreads: @unchecked Sendable {
     /// Threads holding a place now.
     public var workingNow: Int { lock.withLock { working } }
 
+    /// Threads waiting for a place now: coming back from a wait, and about to accept a request.
+    var waitingNow: (returning: Int, starting: Int) { lock.withLock { (returning.count, starting.count) } }
+
     // MARK: The current thread
 
     /// The limiter whose place the current thread holds, if any (a thread-specific value).

@@ -16,6 +16,8 @@ public final class WorkspaceEventPoller: Sendable {
     private let registry: SocketRegistry
     private let interval: TimeAmount
     private let stopped = Atomic(false)
+    /// The newest row at start-up, once read; -1 until then.
+    private let startedAfter = Atomic(-1)
     private let wakeUp = NSCondition()
 
     public init(databasePath: String, registry: SocketRegistry, interval: TimeAmount = .milliseconds(250)) {
@@ -40,6 +42,12 @@ public final class WorkspaceEventPoller: Sendable {
 
     private var isStopped: Bool { stopped.load(ordering: .acquiring) }
 
+    /// The newest row at start-up, once the thread has read it: rows after it are delivered.
+    var deliversAfter: Int? {
+        let id = startedAfter.load(ordering: .acquiring)
+        return id < 0 ? nil : id
+    }
+
     private func run() {
         var database: Database?
         var lastID: Int?
@@ -62,10 +70,12 @@ public final class WorkspaceEventPoller: Sendable {
                     if let after = lastID {
                         lastID = try deliver(from: database, after: after)
                     } else {
-                        lastID = try database.read { db in
+                        let startID = try database.read { db in
                             try db.first("SELECT COALESCE(MAX(id), 0) FROM workspace_events") { $0.int(0) }
                         } ?? 0
-                        relayLog.info("workspace events: polling", metadata: ["after_id": .stringConvertible(lastID ?? 0)])
+                        lastID = startID
+                        startedAfter.store(startID, ordering: .releasing)
+                        relayLog.info("workspace events: polling", metadata: ["after_id": .stringConvertible(startID)])
                     }
                     reported = ""
                 }
