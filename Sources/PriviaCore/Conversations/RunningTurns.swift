@@ -1,4 +1,5 @@
 import PriviaSupport
+
 /// Answers still streaming (`running_turns`, migration 0006): saved now and then as they grow,
 /// so that when the process producing one dies, what it had produced becomes an `interrupted`
 /// answer instead of being lost.

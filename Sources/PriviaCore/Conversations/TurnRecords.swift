@@ -1,4 +1,5 @@
 import PriviaSupport
+
 /// What a turn does: ask a new question, answer the last question again, or replace the
 /// last question and answer it.
 public enum TurnAction: String, Sendable {

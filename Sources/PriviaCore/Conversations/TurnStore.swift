@@ -1,4 +1,5 @@
 import PriviaSupport
+
 /// The rows of a chat turn: the question and the conversation it joins, the history the engine
 /// sees, idempotent replays, the answer as it streams (`RunningTurns.swift`), and the answer
 /// with its usage once it ends. Every call takes the user's id, and a conversation the user
