@@ -23,7 +23,9 @@ public final class Worker: @unchecked Sendable {
     private let activeThreads: Int
     private let responder: HTTPResponder
     private let maxRequests: Int
-    private let acceptLock = Mutex<Void>(())
+    /// A pthread mutex (NSLock): threads waiting for it sleep in the kernel. The standard library's
+    /// Mutex spun in user space first, which with hundreds of threads waiting cost the pool CPU.
+    private let acceptLock = NSLock()
     private let stopping = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
     private let pid = getpid()
@@ -115,9 +117,12 @@ public final class Worker: @unchecked Sendable {
         // A thread keeps its place among the active threads from one request to the next (see
         // ActiveThreads), but not while it waits for the accept lock: its holder may be polling
         // an idle socket.
-        if let accepted = acceptLock.withLockIfAvailable({ _ in acceptAsLeader(request) }) { return accepted }
-        ActiveThreads.process.end()
-        return acceptLock.withLock { _ in acceptAsLeader(request) }
+        if !acceptLock.try() {
+            ActiveThreads.process.end()
+            acceptLock.lock()
+        }
+        defer { acceptLock.unlock() }
+        return acceptAsLeader(request)
     }
 
     /// The accept loop of the thread holding the accept lock.
