@@ -45,6 +45,11 @@ run_packages=(
     openssl               # the launcher's self-signed certificate
     gettext-base          # envsubst, to render the nginx templates
     curl
+    # The web client's browser code, copied into the served tree by scripts/privia-stack.
+    libjs-marked          # Markdown
+    node-dompurify        # sanitizing the rendered HTML (no libjs- package exists)
+    libjs-highlight.js    # code highlighting
+    libjs-katex           # math (pulls fonts-katex)
 )
 case $mode in
     all) packages=("${build_packages[@]}" "${run_packages[@]}") ;;
@@ -62,9 +67,9 @@ nginx_fits() {
 [[ $mode == build ]] || nginx_fits || packages+=(nginx-light)
 
 # The e2e suite needs a Python with venv and pip, and mount/umount (its disk-full test runs a
-# stack on a small tmpfs).
+# stack on a small tmpfs); the browser tests (tests/browser) drive Debian's chromium.
 if [[ $mode == all ]]; then
-    packages+=(mount)
+    packages+=(mount chromium)
     if ! command -v python3 >/dev/null; then
         packages+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
