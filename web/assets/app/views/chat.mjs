@@ -193,7 +193,11 @@ export function createChatView({ navigate, onError }) {
         error: (error) => {
           assistant.status = "failed";
           assistant.reason = error.error || error.content || "The answer failed.";
-          if (error.code === "AUTH") assistant.reason = "Your session ended; sign in again.";
+          if (error.code === "AUTH") {
+            assistant.reason = "Your session ended; sign in again.";
+            // The question waits in the draft for after the sign-in.
+            if (turn.question) drafts.save(startedIn, turn.question);
+          }
           finish(error);
         },
       });
