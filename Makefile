@@ -1,7 +1,7 @@
 # Privia: build, run and test.
 #
 #   make run     install what is missing, build (release), start the stack in the foreground
-#   make test    build, unit tests (swift test), end-to-end tests against the real stack
+#   make test    build, unit tests (swift test), end-to-end and browser tests against the real stack
 #   make build   release binaries in .build/release
 #   make bench   the benchmark: Privia against the ceiling of its own shape (bench/README.md)
 #   make clean   remove build output (keeps var/, the local data)
@@ -12,7 +12,7 @@ SHELL := /bin/bash
 SWIFT_BUILD := scripts/build-release.sh
 PYTHON := .venv/bin/python
 
-.PHONY: all deps build run test unit e2e bench bench-smoke clean
+.PHONY: all deps build run test unit e2e browser bench bench-smoke clean
 
 all: build
 
@@ -26,7 +26,7 @@ build: deps
 run: build
 	exec scripts/privia-stack
 
-test: build unit e2e
+test: build unit e2e browser
 
 unit:
 	swift test
@@ -34,6 +34,11 @@ unit:
 # The e2e suite starts the release binaries through scripts/privia-stack.
 e2e: build
 	$(PYTHON) -m pytest -q tests/e2e
+
+# The web client in Debian's chromium (Playwright) against the real stack; a separate run,
+# since tests/browser has a conftest.py of its own. Screenshots: tests/browser/test-artifacts/.
+browser: build
+	$(PYTHON) -m pytest -q tests/browser
 
 # The benchmark (bench/README.md): real stacks on loopback; a full run takes a while.
 # BENCH_RUNS, BENCH_DURATION and the other BENCH_* settings pass through the environment.
@@ -46,4 +51,4 @@ bench-smoke: build
 	$(PYTHON) -m pytest -q tests/e2e/test_bench_smoke.py
 
 clean:
-	rm -rf .build .pytest_cache tests/e2e/__pycache__
+	rm -rf .build .pytest_cache tests/e2e/__pycache__ tests/browser/__pycache__ tests/browser/test-artifacts

@@ -44,9 +44,14 @@ run_packages=(
     openssl               # the launcher's self-signed certificate
     gettext-base          # envsubst, to render the nginx templates
     curl                  # the launcher's readiness check
+    # The web client's browser code, copied into the served tree by scripts/privia-stack.
+    libjs-marked          # Markdown
+    node-dompurify        # sanitizing the rendered HTML (no libjs- package exists)
+    libjs-highlight.js    # code highlighting
+    libjs-katex           # math (pulls fonts-katex)
 )
 # The tools the tests run (make test: swift test, then tests/e2e, which includes every
-# benchmark scenario for a second), besides nginx, Python and the packages above.
+# benchmark scenario for a second, and tests/browser), besides nginx, Python and the above.
 test_packages=(
     libfcgi-bin           # cgi-fcgi: test_stack.py talks FastCGI to the pool directly
     binutils              # nm: test_pool_lifecycle.py reads the pool's symbols
@@ -70,9 +75,10 @@ nginx_fits() {
 [[ $mode == build ]] || nginx_fits || packages+=(nginx-light)
 
 # The unit tests run the fake provider with python3; the e2e suite needs venv and pip, and
-# mount/umount (its disk-full test runs a stack on a small tmpfs).
+# mount/umount (its disk-full test runs a stack on a small tmpfs); the browser tests
+# (tests/browser) drive Debian's chromium.
 if [[ $mode == all ]]; then
-    packages+=(mount)
+    packages+=(mount chromium)
     if ! command -v python3 >/dev/null; then
         packages+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
