@@ -1,7 +1,7 @@
 // swift-tools-version:6.1
 import PackageDescription
 
-// The target list mirrors ARCHITECTURE.md: C modules, core domain, engines,
+// The target list follows the layers (README.md): C modules, core domain, engines,
 // chat service, HTTP layer, transports, executables.
 let package = Package(
     name: "Privia",
@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         // Already built for SwiftNIO; the core uses it for one counter shared between processes.
         .package(url: "https://github.com/apple/swift-atomics.git", from: "1.3.0"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
     ],
     targets: [
         // C libraries, reached through thin module maps.
@@ -24,21 +25,24 @@ let package = Package(
         .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
 
+        // Support, shared by every layer: JSON, server-sent events, base64url, time, white space.
+        .target(name: "PriviaSupport", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // Engines: the streaming engine protocol, the offline stub, the OpenAI-compatible client.
-        .target(name: "PriviaEngines", dependencies: ["CCurl"]),
+        .target(name: "PriviaEngines", dependencies: ["CCurl", "PriviaSupport"]),
         // Core domain: storage, migrations, accounts, conversations, messages.
         .target(name: "PriviaCore", dependencies: [
-            "CSQLite", "COpenSSL", "PriviaEngines", .product(name: "Atomics", package: "swift-atomics"),
+            "CSQLite", "COpenSSL", "PriviaSupport", .product(name: "Logging", package: "swift-log"),
+            .product(name: "Atomics", package: "swift-atomics"),
         ]),
         // Chat service: one turn, whatever transport carries it.
-        .target(name: "PriviaChat", dependencies: ["PriviaCore", "PriviaEngines"]),
+        .target(name: "PriviaChat", dependencies: ["PriviaSupport", "PriviaCore", "PriviaEngines", .product(name: "Logging", package: "swift-log")]),
         // HTTP layer: requests and responses as plain values, routes, JSON errors, SSE.
-        .target(name: "PriviaHTTP", dependencies: ["PriviaCore", "PriviaChat", "PriviaEngines"]),
+        .target(name: "PriviaHTTP", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines", .product(name: "Logging", package: "swift-log")]),
         // FastCGI transport: libfcgi adapter and the pre-forked pool.
-        .target(name: "PriviaFastCGI", dependencies: ["CFastCGI", "PriviaHTTP"]),
+        .target(name: "PriviaFastCGI", dependencies: ["CFastCGI", "PriviaSupport", "PriviaHTTP", .product(name: "Logging", package: "swift-log")]),
         // WebSocket relay: SwiftNIO server that carries turns to the pool over FastCGI.
         .target(name: "PriviaRelay", dependencies: [
-            "PriviaCore",
+            "PriviaSupport", "PriviaCore", .product(name: "Logging", package: "swift-log"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -48,20 +52,25 @@ let package = Package(
         // jemalloc and its settings for the pool's processes (allocator.c says why).
         .target(name: "CPoolAllocator", linkerSettings: [.linkedLibrary("jemalloc")]),
 
-        .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
-        .executableTarget(name: "privia-relay", dependencies: ["PriviaRelay"]),
+        .executableTarget(name: "privia-fcgi", dependencies: ["PriviaFastCGI", "CPoolAllocator", .product(name: "Logging", package: "swift-log")]),
+        .executableTarget(name: "privia-relay", dependencies: ["PriviaRelay", "PriviaSupport", .product(name: "Logging", package: "swift-log")]),
         // The benchmark's ceiling: the same pool answering a constant body (bench/README.md).
-        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI", "CPoolAllocator"]),
+        .executableTarget(name: "privia-ceiling", dependencies: ["PriviaFastCGI", "PriviaSupport", "CPoolAllocator"]),
         .executableTarget(name: "privia", dependencies: [
             "PriviaCore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "PriviaCoreTests", dependencies: ["PriviaCore", "PriviaChat", "PriviaEngines"]),
-        .testTarget(name: "PriviaHTTPTests", dependencies: ["PriviaHTTP", "PriviaCore", "PriviaChat"]),
-        .testTarget(name: "PriviaEnginesTests", dependencies: ["PriviaEngines"]),
+        .testTarget(name: "PriviaSupportTests", dependencies: ["PriviaSupport", .product(name: "Logging", package: "swift-log")]),
+        .testTarget(name: "PriviaCoreTests", dependencies: ["PriviaSupport", "PriviaCore", "PriviaChat", "PriviaEngines"]),
+        .testTarget(name: "PriviaHTTPTests", dependencies: [
+            "PriviaSupport", "PriviaHTTP", "PriviaCore", "PriviaChat", "PriviaRelay",
+            .product(name: "NIOCore", package: "swift-nio"),
+        ]),
+        .testTarget(name: "PriviaEnginesTests", dependencies: ["PriviaSupport", "PriviaEngines"]),
         .testTarget(name: "PriviaRelayTests", dependencies: [
-            "PriviaRelay", "PriviaCore",
+            "PriviaSupport", "PriviaRelay", "PriviaCore", .product(name: "Logging", package: "swift-log"),
+            .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
             .product(name: "NIOCore", package: "swift-nio"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),

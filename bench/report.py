@@ -50,7 +50,7 @@ def machine() -> dict:
 
 
 # ---------------------------------------------------------------------------
-# Targets (issue 5), judged from the medians
+# Targets (bench/README.md), judged from the medians
 # ---------------------------------------------------------------------------
 
 
@@ -171,6 +171,10 @@ def table_rows(results: dict) -> list[list[str]]:
                          f"p99 {_ms(s.get('ceiling_p99_ms'))}, in nginx {_logged_ms(s.get('ceiling_nginx_p99_ms'))}")
         if "vs_small_p50" in s:
             notes.append(f"x{_x(s.get('vs_small_p50'))} p50, x{_x(s.get('vs_small_p99'))} p99 vs. small db")
+        if "provider_cpu_share" in s:
+            notes.append(f"provider at {s['provider_cpu_share'] * 100:.0f}% of a core; "
+                         f"{_num(s.get('provider_new_connections'))} new provider connections "
+                         f"for {_num(s.get('provider_completions'))} turns")
         if s.get("client_cpu_share") and s["client_cpu_share"] > 0.85:
             notes.append(f"client at {s['client_cpu_share'] * 100:.0f}% of a core")
         if s.get("response_bytes") and s["response_bytes"] > 10_000:
@@ -275,12 +279,24 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def markdown(results: dict) -> str:
-    out = _markdown_table(HEADER, table_rows(results))
+    """latest.md: the table with the run's date and machine above it, the memory table, and the
+    targets below, so the file says on its own when and where its figures were measured."""
+    m, settings = results["machine"], results["settings"]
+    out = ["# Privia benchmark: the latest run", "",
+           f"{m['date']}, commit {m['commit']}{' (smoke run)' if settings.get('smoke') else ''}: "
+           f"{m['nproc']} x {m['cpu']}, {m['memory']}, Linux {m['kernel']}, Debian {m['debian']}. "
+           f"Medians of {settings['runs']} runs of {settings['duration']} s, {settings['connections']} wrk "
+           f"connections; the load generators share the machine. Written by `make bench`; the method, "
+           f"scenarios and targets are in [bench/README.md](../README.md).", ""]
+    out += _markdown_table(HEADER, table_rows(results))
     memory = memory_rows(results)
     if memory:
         out += ["", "Memory per kind of process, MiB (RSS and PSS from smaps_rollup; distinct: the stack's "
                     "physical pages, each counted once, from pagemap):", ""]
         out += _markdown_table(MEMORY_HEADER, memory)
+    if results["targets"]:
+        out += ["", "Targets:", ""]
+        out += [f"- {'met' if t['met'] else 'MISSED'}: {t['target']}: {t['measured']}" for t in results["targets"]]
     return "\n".join(out)
 
 

@@ -12,6 +12,7 @@ Settings (environment):
   BENCH_STREAMS=100,500,1000,2000      scenario 6 stream counts
   BENCH_SOCKETS=1000,5000,10000        scenario 7 idle socket counts
   BENCH_SOCKET_TURNS=100               scenario 7 sockets carrying chat turns
+  BENCH_PROVIDER_TOKENS=32             scenario 5 through a provider: tokens per answer of the fake
   BENCH_STREAM_DELAY_MS=47             stub delay per token in scenarios 6 and 8 (32 tokens: 1.5 s)
   BENCH_STREAM_RAMP_MS=1000            scenario 6 sends its N requests evenly over this time
                                        (shorter than a stream, so all N are held at once); 0: at once
@@ -22,8 +23,8 @@ Settings (environment):
   BENCH_NGINX_OVERLAY=auto             auto: raise nginx's connection limits in a temporary
                                        copy of the config when a scenario needs more than the
                                        shipped ones (reported); off: never
-  BENCH_ONLY=                          comma list of groups: reads, query, socket-turns, latency,
-                                       streams, sockets-held
+  BENCH_ONLY=                          comma list of groups: reads, query, provider-turns,
+                                       socket-turns, latency, streams, sockets-held
   BENCH_RESULTS_DIR=bench/results
 
   --smoke       each scenario for about a second, small data; exit 1 on any error
@@ -47,7 +48,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import report  # noqa: E402
 import seeding  # noqa: E402
-from stacks import (RELEASE, REPO, BenchStack, MemorySampler, add_peak, ceiling_bin_dir,  # noqa: E402
+from stacks import (RELEASE, REPO, BenchStack, FakeProvider, MemorySampler, add_peak, ceiling_bin_dir,  # noqa: E402
                     machine_cpu_ticks, overlay_root, shipped_nginx_limits)
 
 BENCH = Path(__file__).resolve().parent
@@ -88,6 +89,7 @@ class Settings:
         self.streams = env_list("BENCH_STREAMS", "20" if smoke else "100,500,1000,2000")
         self.sockets = env_list("BENCH_SOCKETS", "50" if smoke else "1000,5000,10000")
         self.socket_turns = env_int("BENCH_SOCKET_TURNS", 10 if smoke else 100)
+        self.provider_tokens = env_int("BENCH_PROVIDER_TOKENS", 32)
         self.stream_delay = env_int("BENCH_STREAM_DELAY_MS", 10 if smoke else 47)
         self.stream_ramp = env_int("BENCH_STREAM_RAMP_MS", 200 if smoke else 1000)
         self.scale_messages = env_int("BENCH_SCALE_MESSAGES", 20_000 if smoke else 1_000_000)
@@ -332,6 +334,8 @@ class Bench:
             if s.wants("socket-turns"):
                 self.socket_turns(small, accounts["sockets"])
             self.stop(small)
+        if s.wants("provider-turns"):
+            self.provider_turns()
         if s.wants("streams") or s.wants("latency") or s.wants("sockets-held"):
             self.held_scenarios()
 
@@ -425,6 +429,50 @@ class Bench:
                                          question="How fast can Privia write a whole turn?",
                                          conversations=writer.conversations))
         self.summarize_wrk(scenario)
+
+    def provider_turns(self) -> None:
+        """Scenario 5's turns through the OpenAI-compatible engine: a stack whose one model is
+        the fake provider on loopback (plain HTTP), answering BENCH_PROVIDER_TOKENS tokens at
+        full speed. Besides the stack's figures, each run keeps the provider's CPU time and how
+        many new connections it accepted for how many turns."""
+        s = self.s
+        provider = FakeProvider().start()
+        try:
+            models = provider.models_file(f"stream:tokens={s.provider_tokens}")
+            stack = BenchStack("provider", {**s.pool_env(), "PRIVIA_MODELS_FILE": str(models)})
+            self.start([stack])
+            writer = seeding.API(stack.url, stack.cafile).account("writer")
+            seeder = seeding.Seeder(str(stack.database))
+            seeding.conversation_set(seeder, writer, [4] * 256)
+            seeder.close()
+            scenario = self.scenario("provider_query", "5",
+                                     f"POST /api/query via an OpenAI-compatible provider, {s.connections} conns",
+                                     stack, unit="turns/s")
+
+            def one_run() -> dict:
+                connections, cpu = provider.connections(), provider.cpu_seconds()
+                result = wrk(s, stack, "/api/query", writer.token, question="How fast can Privia write a whole turn?",
+                             conversations=writer.conversations)
+                after = provider.connections()
+                result.update(provider_cpu_seconds=round(provider.cpu_seconds() - cpu, 2),
+                              provider_new_connections=after["carried_completions"] - connections["carried_completions"],
+                              provider_completions=after["completions"] - connections["completions"])
+                return result
+
+            for run in range(s.runs):
+                say(f"run {run + 1}/{s.runs}: {scenario.title}")
+                scenario.measure(one_run)
+            self.summarize_wrk(scenario)
+            runs = scenario.runs
+            scenario.summary.update(
+                provider_cpu_share=median([r["provider_cpu_seconds"] / r["wall_seconds"] for r in runs]),
+                provider_new_connections=median([r["provider_new_connections"] for r in runs]),
+                provider_completions=median([r["provider_completions"] for r in runs]))
+            scenario.notes.append(f"the fake provider (Python, plain HTTP on loopback) answering {s.provider_tokens} "
+                                  "tokens at full speed")
+            self.stop(stack)
+        finally:
+            provider.stop()
 
     def socket_turns(self, small: BenchStack, account) -> None:
         s = self.s

@@ -7,10 +7,13 @@ directory where `privia-fcgi` is privia-ceiling (the relay stays the real one).
 
 `MemorySampler` watches a stack's process tree in /proc and keeps each process's peak RSS, and
 the peak RSS and PSS of each kind of process (`PROCESS_KINDS`) and of the whole stack.
+`FakeProvider` is tests/fake_provider/fake_openai.py on a free loopback port, the provider of
+the provider-turns scenario.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -21,6 +24,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -209,6 +213,66 @@ class BenchStack:
             if role:
                 found[pid] = role
         return found
+
+
+class FakeProvider:
+    """The fake OpenAI-compatible provider, streaming at full speed, on a free loopback port.
+    It keeps only its last requests' records (a run makes tens of thousands) and counts the
+    TCP connections it accepted."""
+
+    SCRIPT = REPO / "tests" / "fake_provider" / "fake_openai.py"
+
+    def __init__(self) -> None:
+        self.directory = Path(tempfile.mkdtemp(prefix="privia-bench-provider-"))
+        self.process: subprocess.Popen | None = None
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 20.0) -> "FakeProvider":
+        port_file = self.directory / "port"
+        self.process = subprocess.Popen(
+            [sys.executable, str(self.SCRIPT), "--port", "0", "--port-file", str(port_file), "--exit-with-stdin",
+             "--keep-requests", "1000"], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+            stderr=open(self.directory / "provider.out", "ab"))
+        deadline = time.monotonic() + timeout
+        while not port_file.exists():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the fake provider did not start: {(self.directory / 'provider.out').read_text()}")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+        return self
+
+    def models_file(self, behaviour: str) -> Path:
+        """A model catalog whose one (default) model is `behaviour` on this provider."""
+        path = self.directory / "models.json"
+        path.write_text(json.dumps({
+            "providers": [{"id": "fake", "base_url": f"{self.url}/v1"}],
+            "models": [{"id": "fake", "provider": "fake", "model": behaviour, "display_name": "Fake"}],
+            "default_model": "fake",
+        }))
+        return path
+
+    def connections(self) -> dict:
+        """{"accepted", "carried_completions", "completions"} so far."""
+        with urllib.request.urlopen(self.url + "/_connections", timeout=10) as response:
+            return json.loads(response.read())
+
+    def cpu_seconds(self) -> float:
+        return (cpu_seconds(self.process.pid) or 0.0) if self.process else 0.0
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stdin.close()  # --exit-with-stdin
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+            self.process = None
+        shutil.rmtree(self.directory, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------------

@@ -5,11 +5,10 @@
  * head came (SSE), when every token arrived, and how the turn ended. Scenarios 6 (streams
  * held) and 8 (token latency) use it.
  *
- * Why C: at 2,000 streams of 21 tokens a second the client reads about 40,000 TLS records a
- * second. The asyncio driver spent ~30 us of Python on each and its event loop fell up to a
- * second behind, so it measured its own backlog as time to first token. Even at ten turns its
- * loop now and then ran a few milliseconds late, which scenario 8 counted as latency added by
- * the server. One epoll loop with OpenSSL spends a few microseconds on each record.
+ * Why C: at thousands of streams the client reads tens of thousands of TLS records a second.
+ * An asyncio driver's event loop fell behind them, so it measured its own backlog as time to
+ * first token. Even at ten turns its loop now and then ran late, which scenario 8 counted as
+ * latency added by the server. One epoll loop with OpenSSL keeps up.
  *
  *   turn_load PORT CAFILE RAMP_MS DEADLINE_S HANDSHAKES < turns
  *

@@ -4,8 +4,8 @@
 # SwiftPM's incremental build can leave a module compiled against the old layout of a struct
 # that another module gained a stored property in (swiftlang/swift-package-manager#10502): the
 # binary then reads fields at the wrong offsets and crashes. So when any source differs from
-# the last release build's, every Privia module is compiled again (about 35 s on 2 cores);
-# the dependencies' builds (SwiftNIO, ...) are kept.
+# the last release build's, every Privia module is compiled again; the dependencies' builds
+# (SwiftNIO, ...) are kept.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # install-deps.sh: install what building, running and testing Privia needs.
 #
-#   scripts/install-deps.sh           Debian packages + the e2e suite's Python venv (.venv)
-#   scripts/install-deps.sh --bench   also wrk, for `make bench`
+#   scripts/install-deps.sh           everything building, running, testing and benchmarking
+#                                     need: Debian packages + the e2e suite's Python venv (.venv)
+#   scripts/install-deps.sh --bench   the same (what `make bench` ran when wrk was extra)
 #   scripts/install-deps.sh --build   only what building needs (the Dockerfile's build stage)
 #   scripts/install-deps.sh --runtime only what running needs (the Dockerfile's final stage)
 #
-# Idempotent and quiet: it asks apt only when a package is missing (`dpkg -s`), and
-# pip only when tests/requirements.txt changed since .venv was made. A second run
-# takes well under a second.
+# Idempotent and quiet: it asks apt only when a package is not installed, and pip
+# only when tests/requirements.txt changed since .venv was made. A second run takes
+# well under a second. The Swift toolchain is not a Debian package: install it first.
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -16,13 +17,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 say() { printf '[install-deps] %s\n' "$*"; }
 die() { printf '[install-deps] error: %s\n' "$*" >&2; exit 1; }
 
-bench=0 mode=all
+mode=all
 for arg in "$@"; do
     case $arg in
-        --bench) bench=1 ;;
+        --bench) ;;
         --build) mode=build ;;
         --runtime) mode=runtime ;;
-        -h | --help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) die "unknown option '$arg' (try --help)" ;;
     esac
 done
@@ -33,21 +34,33 @@ done
 
 build_packages=(
     libfcgi-dev           # libfcgi, for the pool
-    libfcgi-bin           # cgi-fcgi, for talking FastCGI to the pool by hand (and the e2e suite)
     libsqlite3-dev
-    libssl-dev
+    libssl-dev            # also for bench/turn_load.c
     libcurl4-openssl-dev  # the OpenAI-compatible engine
     libjemalloc-dev       # the pool's allocator (Package.swift links it)
     pkg-config            # SwiftPM finds the C libraries through it
-    gcc                   # the benchmark's stream client, bench/turn_load.c (also run by make test's smoke)
 )
 run_packages=(
     openssl               # the launcher's self-signed certificate
     gettext-base          # envsubst, to render the nginx templates
-    curl
+    curl                  # the launcher's readiness check
+    # The web client's browser code, copied into the served tree by scripts/privia-stack.
+    libjs-marked          # Markdown
+    node-dompurify        # sanitizing the rendered HTML (no libjs- package exists)
+    libjs-highlight.js    # code highlighting
+    libjs-katex           # math (pulls fonts-katex)
+)
+# The tools the tests run (make test: swift test, then tests/e2e, which includes every
+# benchmark scenario for a second, and tests/browser), besides nginx, Python and the above.
+test_packages=(
+    libfcgi-bin           # cgi-fcgi: test_stack.py talks FastCGI to the pool directly
+    binutils              # nm: test_pool_lifecycle.py reads the pool's symbols
+    wrk                   # the benchmark's HTTP load (bench/run.py)
+    gcc                   # builds the benchmark's stream client, bench/turn_load.c
+    libc6-dev             # its C headers (gcc only recommends them)
 )
 case $mode in
-    all) packages=("${build_packages[@]}" "${run_packages[@]}") ;;
+    all) packages=("${build_packages[@]}" "${run_packages[@]}" "${test_packages[@]}") ;;
     build) packages=("${build_packages[@]}") ;;
     # The shared libraries the binaries link, without headers or tools.
     runtime) packages=("${run_packages[@]}" libfcgi0ldbl libsqlite3-0 libssl3 libcurl4 libjemalloc2 ca-certificates) ;;
@@ -61,8 +74,11 @@ nginx_fits() {
 }
 [[ $mode == build ]] || nginx_fits || packages+=(nginx-light)
 
-# The e2e suite needs a Python with venv and pip.
+# The unit tests run the fake provider with python3; the e2e suite needs venv and pip, and
+# mount/umount (its disk-full test runs a stack on a small tmpfs); the browser tests
+# (tests/browser) drive Debian's chromium.
 if [[ $mode == all ]]; then
+    packages+=(mount chromium)
     if ! command -v python3 >/dev/null; then
         packages+=(python3 python3-venv)
     elif ! python3 -c 'import venv, ensurepip' 2>/dev/null; then
@@ -70,11 +86,15 @@ if [[ $mode == all ]]; then
     fi
 fi
 
-((bench)) && packages+=(wrk)
+# Installed, not merely known to dpkg: `dpkg -s` also succeeds for a package removed
+# with its configuration files left behind.
+installed() {
+    [[ $(dpkg-query -W -f='${db:Status-Status}' "$1" 2>/dev/null) == installed ]]
+}
 
 missing=()
 for package in "${packages[@]}"; do
-    dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
+    installed "$package" || missing+=("$package")
 done
 
 if ((${#missing[@]})); then
@@ -97,6 +117,10 @@ if ((${#missing[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     "${sudo[@]}" apt-get update -qq
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ $mode != runtime ]] && ! command -v swift >/dev/null; then
+    say "warning: swift is not on PATH: building needs the Swift 6.3.1 toolchain, which apt does not have"
 fi
 
 # ---------------------------------------------------------------------------

@@ -1,11 +1,6 @@
 import PriviaCore
 import PriviaEngines
-
-/// What a turn does: ask a new question, answer the last question again, or replace the
-/// last question and answer it.
-public enum TurnAction: String, Sendable {
-    case ask, regenerate, edit
-}
+import PriviaSupport
 
 /// What a user asks for in one turn, from any transport.
 public struct TurnRequest: Sendable {
@@ -39,44 +34,12 @@ public struct PreparedTurn: Sendable {
     public var request: TurnRequest
     /// The last messages, the question included, oldest first: what the engine sees. Empty for a replay.
     public var history: [ChatMessage] = []
-    public var replay: TurnOutcome?
+    public var replay: TurnAnswer?
 }
 
-/// How a turn ended.
+/// How a turn ended: its answer as stored and, when the engine failed, the code and message
+/// the client sees.
 public struct TurnOutcome: Sendable {
-    public enum Status: String, Sendable { case complete, stopped, failed }
-    public var conversationID: String
-    public var messageID: String
-    public var answer: String
-    public var mode: String
-    public var sources: [String]
-    public var model: String
-    public var status: Status
-    /// Set when the engine failed: the code and message the client sees.
+    public var answer: TurnAnswer
     public var error: EngineError?
-
-    /// The fields every transport reports when a turn ends.
-    public var doneJSON: JSON {
-        var members: [(String, JSON)] = [
-            ("conversation_id", .string(conversationID)), ("message_id", .string(messageID)),
-            ("mode", .string(mode)), ("sources", .array(sources.map(JSON.string))), ("model", .string(model)),
-            ("status", .string(status.rawValue)),
-        ]
-        if status == .stopped { members.append(("stopped", true)) }
-        return .object(members)
-    }
-}
-
-/// Receives a turn's tokens as they come; returning false stops the generation.
-public protocol TurnSink: AnyObject {
-    func token(_ text: String) -> Bool
-    /// Called while the engine works; false stops the generation.
-    func keepGoing() -> Bool
-    /// Waits up to `duration` while the engine has nothing to send; false as soon as the turn
-    /// should stop (see `GenerationSink.pause(for:)`).
-    func pause(for duration: Duration) -> Bool
-}
-
-extension TurnSink {
-    public func pause(for duration: Duration) -> Bool { SlicedPause.wait(duration, keepGoing: keepGoing) }
 }

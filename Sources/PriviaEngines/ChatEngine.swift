@@ -2,9 +2,11 @@ import Foundation
 
 /// One message of the history an engine sees.
 public struct ChatMessage: Equatable, Sendable {
-    public var role: String
+    /// Who wrote it; the raw values are the providers' role names.
+    public enum Role: String, Sendable { case system, user, assistant }
+    public var role: Role
     public var content: String
-    public init(role: String, content: String) {
+    public init(role: Role, content: String) {
         self.role = role
         self.content = content
     }
@@ -43,15 +45,15 @@ public struct TokenUsage: Equatable, Sendable {
     }
 }
 
-/// What a generation produced, once it ended.
+/// How a generation ended, besides its text (which is in its `StreamedAnswer`).
 public struct EngineResult: Sendable {
-    public var content: String
+    /// How the answer was made: by a model in a chat, or by the offline stub.
+    public enum Mode: String, Sendable { case chat, stub }
     public var sources: [String]
-    public var mode: String
+    public var mode: Mode
     public var model: String
     public var usage: TokenUsage?
-    public init(content: String, sources: [String] = [], mode: String, model: String, usage: TokenUsage? = nil) {
-        self.content = content
+    public init(sources: [String] = [], mode: Mode, model: String, usage: TokenUsage? = nil) {
         self.sources = sources
         self.mode = mode
         self.model = model
@@ -59,25 +61,22 @@ public struct EngineResult: Sendable {
     }
 }
 
-/// How a generation talks back to whoever carries it. The engine calls `token` for every piece
-/// of text, `keepGoing` between pieces of work, and `pause(for:)` when it has to wait; any of
-/// them returning false means stop now (the user pressed stop or the client left), and the
-/// engine returns what it has.
+/// The transport that carries a generation to its client (an SSE stream, a WebSocket through the
+/// relay, a REST response). It gets every piece of text as it comes; any call returning false
+/// means stop now (the user pressed stop or the client left). Engines reach it through the
+/// turn's `StreamedAnswer`, which records what it took.
 public protocol GenerationSink: AnyObject {
     func token(_ text: String) -> Bool
+    /// Asked between pieces of work; false stops the generation.
     func keepGoing() -> Bool
     /// Waits up to `duration` with nothing to send; false as soon as the turn should stop,
     /// which may end the wait early. A transport that can wait on its connection does so in
     /// one call; the default sleeps in slices and asks `keepGoing` between them.
     func pause(for duration: Duration) -> Bool
-    /// Says the generation is about to wait on something slow (a provider's answer, a delay),
-    /// so its carrier can treat the turn as long work from here on. By default nothing.
-    func willWait()
 }
 
 extension GenerationSink {
     public func pause(for duration: Duration) -> Bool { SlicedPause.wait(duration, keepGoing: keepGoing) }
-    public func willWait() {}
 }
 
 /// Sleeping in slices of at most 50 ms, asking between them whether to go on, so a stop lands
@@ -105,22 +104,18 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
     public var retryable: Bool
     /// The provider's `Retry-After`, in seconds, when it sent one (rate limits, overload).
     public var retryAfterSeconds: Double?
-    /// The text already streamed to the sink when the failure came after the first token, so the
-    /// answer can be kept as a partial one; nil when nothing was produced.
-    public var partialContent: String?
-    public init(_ code: Code, _ message: String, retryable: Bool = false,
-                retryAfterSeconds: Double? = nil, partialContent: String? = nil) {
+    public init(_ code: Code, _ message: String, retryable: Bool = false, retryAfterSeconds: Double? = nil) {
         self.code = code
         self.message = message
         self.retryable = retryable
         self.retryAfterSeconds = retryAfterSeconds
-        self.partialContent = partialContent
     }
     public var description: String { "\(code.rawValue): \(message)" }
 }
 
 /// A streaming chat engine. Generations run on the calling thread (one request, one thread)
-/// and return when the answer is complete or the sink asked to stop.
+/// and return when the answer is complete or its sink asked to stop. The text goes into
+/// `answer` piece by piece; a failure after the first piece leaves what was streamed there.
 public protocol ChatEngine: Sendable {
-    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult
+    func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult
 }

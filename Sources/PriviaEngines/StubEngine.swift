@@ -27,16 +27,14 @@ public struct StubEngine: ChatEngine {
         return pieces
     }()
 
-    public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
-        var produced = ""
-        if tokenDelay > .zero { sink.willWait() }
+    public func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
+        if tokenDelay > .zero { answer.willWait() }
         for piece in Self.pieces {
-            guard tokenDelay <= .zero || sink.pause(for: tokenDelay), sink.token(piece) else { break }
-            produced += piece
+            guard tokenDelay <= .zero || answer.pause(for: tokenDelay), answer.token(piece) else { break }
         }
         let inputWords = context.history.reduce(0) { $0 + Self.words(in: $1.content) }
-        return EngineResult(content: produced, mode: "stub", model: "stub",
-                            usage: TokenUsage(inputTokens: inputWords, outputTokens: Self.words(in: produced), estimated: true))
+        return EngineResult(mode: .stub, model: "stub",
+                            usage: TokenUsage(inputTokens: inputWords, outputTokens: Self.words(in: answer.text), estimated: true))
     }
 
     /// The stub's token count: runs of bytes between spaces.

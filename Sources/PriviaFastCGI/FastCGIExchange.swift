@@ -6,7 +6,11 @@ import PriviaHTTP
 /// back through libfcgi's streams.
 final class FastCGIExchange: ResponseStream {
     private let request: UnsafeMutablePointer<FCGX_Request>
+    /// The connection is broken: nothing more can be written.
     private var failed = false
+    /// The peer shut down its writing side (the relay's stop): the turn ends, and its last
+    /// event can still be written.
+    private var stopAsked = false
 
     init(_ request: UnsafeMutablePointer<FCGX_Request>) {
         self.request = request
@@ -119,23 +123,31 @@ final class FastCGIExchange: ResponseStream {
         return !failed
     }
 
-    /// Polls the connection for the peer's half-close without writing: nginx closes the
-    /// upstream connection when its client goes away (fastcgi_ignore_client_abort off).
+    /// Polls the connection, without writing, for the peer leaving or asking to stop. Two
+    /// peers stop a turn in two ways: nginx closes the whole upstream connection when its
+    /// client goes away (fastcgi_ignore_client_abort off), and the relay only shuts down its
+    /// writing side when its client sends `stop`, then waits for the turn's last event.
     func clientGone(within duration: Duration) -> Bool {
-        if failed { return true }
+        if failed || stopAsked { return true }
         var descriptor = pollfd(fd: request.pointee.ipcFd, events: Self.peerClosedEvents, revents: 0)
         // Whole milliseconds, rounded up so a wait never ends before its time. A signal
         // (-1, EINTR) ends it early with the client still there; callers loop.
         let (seconds, attoseconds) = max(duration, .zero).components
         let milliseconds = seconds * 1000 + (attoseconds + 999_999_999_999_999) / 1_000_000_000_000_000
-        if poll(&descriptor, 1, Int32(clamping: milliseconds)) > 0,
-           descriptor.revents & (Self.peerClosedEvents | Int16(POLLERR | POLLNVAL)) != 0 {
-            failed = true
+        if poll(&descriptor, 1, Int32(clamping: milliseconds)) > 0 {
+            if descriptor.revents & Int16(POLLHUP | POLLERR | POLLNVAL) != 0 {
+                failed = true
+            } else if descriptor.revents & Self.peerStoppedWriting != 0 {
+                // Over a unix socket a closed peer shows POLLHUP as well. Over TCP a close looks
+                // like this half-close; the next write then fails, as a closed client's does.
+                stopAsked = true
+            }
         }
-        return failed
+        return failed || stopAsked
     }
 
-    // POLLRDHUP (Linux, 0x2000) is set only when the peer shut down its writing side;
-    // POLLHUP when both sides are gone.
-    private static let peerClosedEvents = Int16(0x2000) | Int16(POLLHUP)
+    // POLLRDHUP (Linux, 0x2000) is set when the peer shut down its writing side (or closed);
+    // POLLHUP when both directions are shut.
+    private static let peerStoppedWriting = Int16(0x2000)
+    private static let peerClosedEvents = peerStoppedWriting | Int16(POLLHUP)
 }

@@ -1,6 +1,8 @@
 import CFastCGI
 import Foundation
+import Logging
 import PriviaCore
+import PriviaSupport
 
 /// Settings of the pool, named after php-fpm's where one exists.
 public struct PoolSettings: Sendable {
@@ -32,37 +34,30 @@ public struct PoolSettings: Sendable {
 ///
 /// Workers are this executable started again with `--worker` (posix_spawn, the listening
 /// socket as fd 3): forking a process that already runs Swift threads is not safe.
+///
+/// Once a worker has exited and been reaped (and its replacement started), `workerExited` is
+/// told which process it was, to clean up what it left: the answers it was streaming.
 public final class PoolMaster {
+    /// Runs in the master for each worker that has exited, whatever the cause.
+    public typealias WorkerExitHandler = (ProcessIdentity) -> Void
+
     private let settings: PoolSettings
+    private let workerExited: WorkerExitHandler
     private var listenSocket: Int32 = -1
-    /// Live workers; a retiring one is draining after a reload and is not replaced.
-    private var workers: [pid_t: (slot: Int, retiring: Bool)] = [:]
+    /// Live workers; a retiring one is draining after a reload and is not replaced. `identity`
+    /// is read at the start, as the worker's turn rows name it.
+    private var workers: [pid_t: (slot: Int, retiring: Bool, identity: ProcessIdentity?)] = [:]
     private var stopDeadline: Date?
 
-    public init(settings: PoolSettings) {
+    public init(settings: PoolSettings, workerExited: @escaping WorkerExitHandler = { _ in }) {
         self.settings = settings
+        self.workerExited = workerExited
     }
 
     /// Refuses to start when another master answers on the socket: `FCGX_OpenSocket` would
     /// silently unlink and steal its path.
     public static func ensureNotRunning(socketPath: String) throws {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard socketPath.utf8.count < capacity else {
-            throw ConfigurationError("the socket path \(socketPath) is longer than \(capacity - 1) bytes; use a shorter PRIVIA_DATA_DIR")
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { buffer in
-            buffer.copyBytes(from: socketPath.utf8)
-            buffer[socketPath.utf8.count] = 0
-        }
-        let connected = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        if connected == 0 {
+        if try UnixSocketProbe.isListening(socketPath) {
             throw ConfigurationError("another privia-fcgi is already listening on \(socketPath); stop it first")
         }
     }
@@ -72,7 +67,7 @@ public final class PoolMaster {
         signal(SIGPIPE, SIG_IGN)
         listenSocket = FCGX_OpenSocket(settings.socketPath, settings.backlog)
         guard listenSocket >= 0 else {
-            ProcessLog.error("cannot open the FastCGI socket", [("path", .string(settings.socketPath))])
+            processLog.error("cannot open the FastCGI socket", metadata: ["path": .string(settings.socketPath)])
             exit(1)
         }
         // Non-blocking, so a worker thread that loses an accept race gets EAGAIN (see Worker).
@@ -88,8 +83,8 @@ public final class PoolMaster {
         pthread_sigmask(SIG_BLOCK, &signals, nil)
 
         for slot in 0..<settings.workers { spawn(slot: slot) }
-        ProcessLog.info("pool ready", [("socket", .string(settings.socketPath)), ("workers", .int(settings.workers)),
-                                       ("threads", .int(settings.threads))])
+        processLog.info("pool ready", metadata: ["socket": .string(settings.socketPath), "workers": .stringConvertible(settings.workers),
+                                                 "threads": .stringConvertible(settings.threads)])
 
         var timeout = timespec(tv_sec: 0, tv_nsec: 200_000_000)
         while true {
@@ -103,7 +98,7 @@ public final class PoolMaster {
             if let deadline = stopDeadline {
                 if workers.isEmpty { finish() }
                 if Date() >= deadline {
-                    ProcessLog.error("grace period over, killing workers", [("left", .int(workers.count))])
+                    processLog.error("grace period over, killing workers", metadata: ["left": .stringConvertible(workers.count)])
                     for pid in workers.keys { kill(pid, SIGKILL) }
                 }
             }
@@ -141,29 +136,37 @@ public final class PoolMaster {
         var pid = pid_t()
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, envp)
         if rc == 0 {
-            workers[pid] = (slot, false)
-            ProcessLog.info("worker started", [("worker_pid", .int(Int(pid))), ("slot", .int(slot))])
+            workers[pid] = (slot, false, ProcessIdentity(pid: pid))
+            processLog.info("worker started", metadata: ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(slot)])
         } else {
-            ProcessLog.error("cannot start a worker", [("errno", .int(Int(rc)))])
+            processLog.error("cannot start a worker", metadata: ["errno": .stringConvertible(Int(rc))])
         }
     }
 
     private func reapChildren() {
+        var exited: [ProcessIdentity] = []
+        defer { exited.forEach(workerExited) }
         while true {
             var status: Int32 = 0
             let pid = waitpid(-1, &status, WNOHANG)
             guard pid > 0 else { return }
             guard let worker = workers.removeValue(forKey: pid) else { continue }
+            // A worker that died before its identity could be read had run nothing.
+            if let identity = worker.identity { exited.append(identity) }
             let signaled = status & 0x7f
-            let fields: [(String, JSON)] = [("worker_pid", .int(Int(pid))), ("slot", .int(worker.slot)),
-                                            signaled != 0 ? ("signal", .int(Int(signaled))) : ("exit_code", .int(Int((status >> 8) & 0xff)))]
+            var fields: Logger.Metadata = ["worker_pid": .stringConvertible(Int(pid)), "slot": .stringConvertible(worker.slot)]
+            if signaled != 0 {
+                fields["signal"] = .stringConvertible(Int(signaled))
+            } else {
+                fields["exit_code"] = .stringConvertible(Int((status >> 8) & 0xff))
+            }
             if stopDeadline != nil || worker.retiring {
-                ProcessLog.info("worker exited", fields)
+                processLog.info("worker exited", metadata: fields)
             } else if signaled == 0 && (status >> 8) & 0xff == 0 {
-                ProcessLog.info("worker recycled after max requests, restarting", fields)
+                processLog.info("worker recycled after max requests, restarting", metadata: fields)
                 spawn(slot: worker.slot)
             } else {
-                ProcessLog.error("worker died, restarting", fields)  // a crash or a kill
+                processLog.error("worker died, restarting", metadata: fields)  // a crash or a kill
                 spawn(slot: worker.slot)
             }
         }
@@ -171,7 +174,7 @@ public final class PoolMaster {
 
     private func reload() {
         guard stopDeadline == nil else { return }
-        ProcessLog.info("reloading workers")
+        processLog.info("reloading workers")
         let old = Array(workers.keys)
         for pid in old { workers[pid]?.retiring = true }
         // New workers accept on the same socket before the old ones stop, so nothing is refused.
@@ -181,7 +184,7 @@ public final class PoolMaster {
 
     private func beginStop(signal number: Int32) {
         guard stopDeadline == nil else { return }
-        ProcessLog.info("stopping", [("signal", .int(Int(number))), ("grace_seconds", .int(settings.graceSeconds))])
+        processLog.info("stopping", metadata: ["signal": .stringConvertible(Int(number)), "grace_seconds": .stringConvertible(settings.graceSeconds)])
         stopDeadline = Date().addingTimeInterval(TimeInterval(settings.graceSeconds))
         for pid in workers.keys { kill(pid, SIGTERM) }
     }
@@ -189,7 +192,7 @@ public final class PoolMaster {
     private func finish() -> Never {
         close(listenSocket)
         unlink(settings.socketPath)
-        ProcessLog.info("pool stopped")
+        processLog.info("pool stopped")
         exit(0)
     }
 }

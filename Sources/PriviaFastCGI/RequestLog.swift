@@ -1,6 +1,7 @@
 import Foundation
 import PriviaCore
 import PriviaHTTP
+import PriviaSupport
 
 /// One JSON line per request on stderr: id, method, path, status, duration, user when known.
 /// Never a body, a password, a token or message content.

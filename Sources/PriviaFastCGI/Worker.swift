@@ -1,5 +1,6 @@
 import CFastCGI
 import Foundation
+import Logging
 import PriviaCore
 import PriviaHTTP
 import Synchronization
@@ -33,7 +34,9 @@ public final class Worker: @unchecked Sendable {
     private let responder: HTTPResponder
     private let maxRequests: Int
     private let threadIdleNanoseconds: UInt64
-    private let acceptLock = ThreadMutex()
+    /// A pthread mutex (NSLock): threads waiting for it sleep in the kernel. The standard library's
+    /// Mutex spun in user space first, which with hundreds of threads waiting cost the pool CPU.
+    private let acceptLock = NSLock()
     private let stopping = Atomic<Bool>(false)
     private let served = Atomic<Int>(0)
     /// Threads running, and how many of them wait to accept a request (leader and followers).
@@ -62,7 +65,7 @@ public final class Worker: @unchecked Sendable {
         // until nginx closes too, for up to 2 s: the thread, still holding its place among
         // the active threads, waits out a round trip through nginx before its next request.
         // nginx sends nothing after a request it has had the end of (fastcgi_keep_conn off),
-        // so close at once (lists: about 20% less pool CPU a request, bench/README.md).
+        // so close at once.
         // OS_LibInit reads this in FCGX_Init; an operator's own value is kept.
         setenv("LIBFCGI_OS_CLOSE_POLL_TIMEOUT", "0", 0)
         FCGX_Init()
@@ -80,11 +83,12 @@ public final class Worker: @unchecked Sendable {
             guard startThread() else { break }
         }
         guard alive.load(ordering: .acquiring) > 0 else {
-            ProcessLog.error("cannot start any worker thread")
+            processLog.error("cannot start any worker thread")
             exit(1)
         }
-        ProcessLog.info("worker ready", [("threads", .int(alive.load(ordering: .relaxed))),
-                                         ("max_threads", .int(threadCount)), ("active_threads", .int(activeThreads))])
+        processLog.info("worker ready", metadata: ["threads": .stringConvertible(alive.load(ordering: .relaxed)),
+                                                   "max_threads": .stringConvertible(threadCount),
+                                                   "active_threads": .stringConvertible(activeThreads)])
 
         // Wait for a stop signal, or for a thread to notice max_requests was reached.
         var timeout = timespec(tv_sec: 0, tv_nsec: 250_000_000)
@@ -92,9 +96,9 @@ public final class Worker: @unchecked Sendable {
             let number = sigtimedwait(&stopSignals, nil, &timeout)
             if number > 0 { stopping.store(true, ordering: .releasing) }
         }
-        ProcessLog.info("worker draining")
+        processLog.info("worker draining")
         drained.wait()
-        ProcessLog.info("worker stopped", [("served", .int(served.load(ordering: .relaxed)))])
+        processLog.info("worker stopped", metadata: ["served": .stringConvertible(served.load(ordering: .relaxed))])
         exit(0)
     }
 
@@ -124,8 +128,8 @@ public final class Worker: @unchecked Sendable {
         guard rc == 0 else {
             Unmanaged<Worker>.fromOpaque(context).release()
             threadEnded()
-            ProcessLog.error("cannot start worker thread", [("threads", .int(alive.load(ordering: .relaxed))),
-                                                            ("errno", .int(Int(rc)))])
+            processLog.error("cannot start worker thread", metadata: ["threads": .stringConvertible(alive.load(ordering: .relaxed)),
+                                                                      "errno": .stringConvertible(Int(rc))])
             return false
         }
         return true
@@ -200,11 +204,16 @@ public final class Worker: @unchecked Sendable {
         // A thread keeps its place among the active threads from one request to the next (see
         // ActiveThreads), but not while it waits for the accept lock: its holder may be polling
         // an idle socket.
-        if !acceptLock.tryLock() {
+        if !acceptLock.try() {
             ActiveThreads.process.end()
             acceptLock.lock()
         }
         defer { acceptLock.unlock() }
+        return acceptAsLeader(request, idleSince: idleSince)
+    }
+
+    /// The accept loop of the thread holding the accept lock.
+    private func acceptAsLeader(_ request: UnsafeMutablePointer<FCGX_Request>, idleSince: UInt64) -> Accepted {
         while !stopping.load(ordering: .acquiring) {
             // Accept first and wait only when nothing is queued: under load a connection is
             // usually waiting, and the poll before it was one more system call per request.
@@ -214,7 +223,7 @@ public final class Worker: @unchecked Sendable {
             ActiveThreads.process.end()
             // -EAGAIN: nothing queued, or another process took that connection. Anything else: log and go on.
             if rc != -EAGAIN && rc != -EWOULDBLOCK && rc != -EINTR {
-                ProcessLog.error("accept failed", [("rc", .int(Int(rc)))])
+                processLog.error("accept failed", metadata: ["rc": .stringConvertible(Int(rc))])
                 usleep(10_000)
                 continue
             }

@@ -2,6 +2,7 @@ import Foundation
 import PriviaCore
 import PriviaFastCGI
 import PriviaHTTP
+import PriviaSupport
 
 // privia-ceiling: the benchmark's ceiling. The same pre-forked pool as privia-fcgi (PoolMaster,
 // Worker, FastCGIExchange, the per-request log line) with the same settings from the same

@@ -1,6 +1,8 @@
 import Foundation
+import Logging
 import NIOPosix
 import PriviaRelay
+import PriviaSupport
 
 // privia-relay: the WebSocket relay. Reads its settings from the environment (see
 // RelayConfiguration), listens, and on SIGTERM or SIGINT closes every socket with 1001 and exits 0.
@@ -9,10 +11,10 @@ let configuration: RelayConfiguration
 do {
     configuration = try RelayConfiguration.fromEnvironment()
 } catch {
-    RelayLog.shared.error("bad configuration", ["error": .string(String(describing: error))])
+    relayLog.error("bad configuration", metadata: ["error": .string(String(describing: error))])
     exit(2)
 }
-RelayLog.shared.level = configuration.logLevel
+JSONLineLogHandler.minimumLevel = configuration.logLevel
 
 // Installed before anything starts, so an early SIGTERM still stops the relay cleanly.
 let stop = ShutdownSignals.watch()
@@ -27,14 +29,14 @@ let events = configuration.eventsEnabled
 do {
     try await server.start()
 } catch {
-    RelayLog.shared.error("cannot start", ["error": .string(String(describing: error))])
+    relayLog.error("cannot start", metadata: ["error": .string(String(describing: error))])
     try? await group.shutdownGracefully()
     exit(1)
 }
 events?.start()
 
 for await signalNumber in stop {
-    RelayLog.shared.info("shutting down", ["signal": .int(Int(signalNumber))])
+    relayLog.info("shutting down", metadata: ["signal": .stringConvertible(Int(signalNumber))])
     break
 }
 events?.stop()

@@ -41,17 +41,14 @@ struct Migrate: ParsableCommand {
 struct CheckConfig: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "check-config",
-        abstract: "Validate the PRIVIA_* environment (e.g. the production secret key) and print the effective settings.")
+        abstract: "Validate the PRIVIA_* environment (e.g. the production secret key) and print the effective settings, secrets redacted.")
 
     func run() throws {
         let config = try Configuration.fromEnvironment()
-        print("""
-            env          \(config.environment.rawValue)
-            data dir     \(config.dataDirectory)
-            database     \(config.databasePath)
-            migrations   \(config.migrationsDirectory)
-            pool         \(config.workers) workers x \(config.threads) threads
-            secret key   \(config.secretKey.isEmpty ? "missing" : "set (\(config.secretKey.utf8.count) characters)")
-            """)
+        let width = config.effectiveSettings.map(\.name.count).max() ?? 0
+        for entry in config.effectiveSettings {
+            let origin = entry.source == .default ? "  (default)" : ""
+            print(entry.name.padding(toLength: width + 2, withPad: " ", startingAt: 0) + entry.printable + origin)
+        }
     }
 }

@@ -78,10 +78,11 @@ import Testing
             log.add("C in")
             limiter.end()
         }
+        waitUntil { limiter.waitingNow == (returning: 0, starting: 1) }
+        // A's wait ends while B holds the only place: A waits for one too, in the line ahead of C's.
         waiting.signal()
-        usleep(20_000)
-        #expect(!log.all.contains("A back"), "A came back while B held the only place")
-        #expect(!log.all.contains("C in"))
+        waitUntil { limiter.waitingNow == (returning: 1, starting: 1) }
+        #expect(log.all == ["A waits", "B in"])
         holdB.signal()
         group.wait()
         // A, coming back from its wait, goes before C's new request.
@@ -116,12 +117,46 @@ import Testing
         #expect(limiter.workingNow == 0)
     }
 
-    @Test func aThreadWithoutAPlaceIsNotLimited() {
+    /// A thread without a place (a turn that left for its stream, or one that never began: the
+    /// relay's, the CLI's) neither waits for one nor gives one back, even while every place is held.
+    @Test func aThreadWithoutAPlaceNeitherWaitsNorFreesOne() {
+        let limiter = ActiveThreads(limit: 1)
+        let log = Log()
+        let left = DispatchSemaphore(value: 0)
+        let goOn = DispatchSemaphore(value: 0)
+        let holdR = DispatchSemaphore(value: 0)
+        let group = DispatchGroup()
+        spawn(group) {
+            limiter.begin()
+            ActiveThreads.leave()
+            left.signal()
+            goOn.wait()
+            ActiveThreads.stepAside { log.add("stream steps aside") }
+            ActiveThreads.leave()
+            limiter.end()
+            log.add("stream ends")
+        }
+        left.wait()
+        // R takes the place the stream left and holds it.
+        spawn(group) {
+            limiter.begin()
+            log.add("R in")
+            holdR.wait()
+            limiter.end()
+        }
+        waitUntil { log.all == ["R in"] }
+        goOn.signal()
+        waitUntil { log.all == ["R in", "stream steps aside", "stream ends"] }
+        #expect(limiter.workingNow == 1, "R's place is still taken")
+        // This test's own thread never began.
         #expect(ActiveThreads.current == nil)
-        let ran = ActiveThreads.stepAside { true }
+        #expect(ActiveThreads.stepAside { true })
         ActiveThreads.leave()
-        #expect(ran)
-        #expect(ActiveThreads.process.workingNow == 0)
+        limiter.end()
+        #expect(limiter.workingNow == 1)
+        holdR.signal()
+        group.wait()
+        #expect(limiter.workingNow == 0)
     }
 
     @Test func aWriteWaitingForItsBatchGivesItsPlaceToAnotherRequest() throws {

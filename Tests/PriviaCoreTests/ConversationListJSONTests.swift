@@ -1,3 +1,4 @@
+import PriviaSupport
 import Testing
 @testable import PriviaCore
 

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 @testable import PriviaCore
 

@@ -1,3 +1,4 @@
+import PriviaSupport
 import Testing
 import PriviaChat
 @testable import PriviaCore
@@ -7,7 +8,7 @@ import PriviaEngines
 /// triggers, migration 0005): it must follow
 /// every way messages come and go.
 @Suite struct MessageCountTests {
-    final class Discard: TurnSink {
+    final class Discard: GenerationSink {
         func token(_ text: String) -> Bool { true }
         func keepGoing() -> Bool { true }
     }
@@ -33,7 +34,7 @@ import PriviaEngines
         let chat = ChatService(database: database, engine: StubEngine())
         let store = ConversationStore(database: database)
         func turn(_ request: TurnRequest) throws -> String {
-            try chat.generate(try chat.prepare(userID: userID, request), sink: Discard()).conversationID
+            try chat.generate(try chat.prepare(userID: userID, request), sink: Discard()).answer.conversationID
         }
 
         let id = try turn(TurnRequest(question: "first"))

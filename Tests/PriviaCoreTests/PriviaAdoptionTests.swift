@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 @testable import PriviaCore
 
@@ -51,7 +52,7 @@ func priviaLegacyHash(_ password: String, salt: String = "00112233445566778899aa
         #expect(detail.messages.map(\.content) == ["Plan a trip", "Sure."])
         #expect(detail.summary.messageCount == 2, "counts are filled in when a database is adopted")
         #expect(try JSONParser.parse(detail.encoded())["created_at"]?.stringValue == "2026-02-08T12:57:25.194236Z")
-        #expect(detail.messages.allSatisfy { $0.status == "complete" })
+        #expect(detail.messages.allSatisfy { $0.status == .complete })
     }
 
     @Test func anOlderAlembicRevisionIsRefusedWithAClearMessage() throws {

@@ -1,5 +1,6 @@
 import Foundation
 @testable import PriviaCore
+import PriviaSupport
 
 /// A fresh database file in a temporary directory, migrated with the repository's migrations.
 func makeTestDatabase() throws -> Database {

@@ -1,25 +1,26 @@
+import PriviaSupport
 import Testing
-import PriviaChat
+import PriviaCore
 import PriviaEngines
 
 /// Titles from first prompts and the white-space rules behind blank questions and trimmed answers.
 @Suite struct TextTests {
     @Test func aTitleIsThePromptOnOneLineCutAtFortyCharacters() {
-        #expect(ChatService.title(fromPrompt: "  Plan the\n\tlaunch   party  ") == "Plan the launch party")
+        #expect(ConversationStore.title(fromPrompt: "  Plan the\n\tlaunch   party  ") == "Plan the launch party")
         let forty = String(repeating: "a", count: 40)
-        #expect(ChatService.title(fromPrompt: forty + "  \n") == forty)
-        #expect(ChatService.title(fromPrompt: forty + "b") == forty + "...")
+        #expect(ConversationStore.title(fromPrompt: forty + "  \n") == forty)
+        #expect(ConversationStore.title(fromPrompt: forty + "b") == forty + "...")
         let thirtyNine = String(repeating: "a", count: 39)
-        #expect(ChatService.title(fromPrompt: thirtyNine + " next") == thirtyNine + " ...")
-        #expect(ChatService.title(fromPrompt: " \n\t ") == nil)
-        #expect(ChatService.title(fromPrompt: "") == nil)
+        #expect(ConversationStore.title(fromPrompt: thirtyNine + " next") == thirtyNine + " ...")
+        #expect(ConversationStore.title(fromPrompt: " \n\t ") == nil)
+        #expect(ConversationStore.title(fromPrompt: "") == nil)
     }
 
     @Test func nonASCIITitlesCountCharactersNotBytes() {
-        #expect(ChatService.title(fromPrompt: "Ça  va\u{2003}bien") == "Ça va bien")
+        #expect(ConversationStore.title(fromPrompt: "Ça  va\u{2003}bien") == "Ça va bien")
         let forty = String(repeating: "é", count: 40)
-        #expect(ChatService.title(fromPrompt: forty) == forty)
-        #expect(ChatService.title(fromPrompt: forty + "é") == forty + "...")
+        #expect(ConversationStore.title(fromPrompt: forty) == forty)
+        #expect(ConversationStore.title(fromPrompt: forty + "é") == forty + "...")
     }
 
     @Test func blankMeansOnlyUnicodeWhiteSpace() {

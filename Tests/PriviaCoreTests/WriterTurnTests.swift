@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 @testable import PriviaCore
 
@@ -32,13 +33,27 @@ import Testing
             second.take { log.append("second took") }
             waiter.signal()
         }.start()
-        // The second is blocked while the first holds its turn.
-        #expect(waiter.wait(timeout: .now() + 0.3) == .timedOut)
+        // The second is blocked while the first holds its turn: the kernel lists it as waiting.
+        let deadline = ContinuousClock.now + .seconds(5)
+        while !waitsForALock(path + "-writer.lock") && ContinuousClock.now < deadline { usleep(1000) }
+        #expect(waitsForALock(path + "-writer.lock"), "the second writer is not waiting for the first")
+        #expect(log.entries == ["first took"])
         let released = ContinuousClock.now
         release.signal()
         #expect(waiter.wait(timeout: .now() + 5) == .success)
         #expect(ContinuousClock.now - released < .milliseconds(500))
         #expect(log.entries == ["first took", "first let go", "second took"])
+    }
+
+    /// Whether someone waits in flock(2) for the file at `path`: /proc/locks lists each blocked
+    /// request under the lock that blocks it, marked "->", with the inode of the file.
+    func waitsForALock(_ path: String) -> Bool {
+        var file = stat()
+        guard stat(path, &file) == 0, let locks = try? String(contentsOfFile: "/proc/locks", encoding: .utf8) else { return false }
+        return locks.split(separator: "\n").contains { line in
+            let fields = line.split(separator: " ")
+            return fields.contains("->") && fields.contains { $0.hasSuffix(":\(file.st_ino)") }
+        }
     }
 
     /// Where the lock file cannot be made, there is no turn, and writes rely on SQLite's lock.

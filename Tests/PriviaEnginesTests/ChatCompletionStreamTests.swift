@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 @testable import PriviaEngines
 
@@ -56,11 +57,11 @@ import Testing
         }
     }
 
-    @Test func eventFramingFollowsTheStandard() {
-        var parser = ServerSentEventParser()
-        let events = parser.feed(Array("\u{FEFF}event: error\rdata: a\rdata:b\r\r: note\n\nid: 3\ndata: c\n\ndata: tail".utf8))
-        #expect(events == [ServerSentEvent(name: "error", data: "a\nb"), ServerSentEvent(name: nil, data: "c")])
-        #expect(parser.finish() == ServerSentEvent(name: nil, data: "tail"))
+    @Test func anOversizedLineFailsTheStream() {
+        var stream = ChatCompletionStream()
+        let line = "data: " + String(repeating: "a", count: SSEParser.maxLineLength)
+        #expect(stream.feed(Array(line.utf8)).isEmpty)
+        #expect(stream.failure != nil)
     }
 
     @Test func malformedChunkJSONFailsTheStream() {

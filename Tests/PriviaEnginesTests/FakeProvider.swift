@@ -4,30 +4,44 @@ import Foundation
 /// The fake OpenAI-compatible provider (tests/fake_provider/fake_openai.py), started once for the
 /// whole test process on a free loopback port. It exits when this process does (its stdin closes).
 /// Tests run in parallel against it, each with its own tag in the model name (`stream:tag=…`).
+/// `sharedTLS()` is a second one that also speaks HTTPS, with a certificate made at its start.
 final class FakeProvider: @unchecked Sendable {
     let port: Int
+    /// Its self-signed certificate, when it speaks HTTPS.
+    let caFile: String?
     private let process: Process
     private let stdin: Pipe
 
     private static let lock = NSLock()
-    nonisolated(unsafe) private static var instance: FakeProvider?
+    nonisolated(unsafe) private static var instances: [Bool: FakeProvider] = [:]
 
-    static func shared() throws -> FakeProvider {
+    static func shared() throws -> FakeProvider { try shared(tls: false) }
+
+    static func sharedTLS() throws -> FakeProvider { try shared(tls: true) }
+
+    private static func shared(tls: Bool) throws -> FakeProvider {
         lock.lock()
         defer { lock.unlock() }
-        if let instance { return instance }
-        let started = try FakeProvider()
-        instance = started
+        if let instance = instances[tls] { return instance }
+        let started = try FakeProvider(tls: tls)
+        instances[tls] = started
         return started
     }
 
-    private init() throws {
+    private init(tls: Bool) throws {
         let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
             .deletingLastPathComponent().appendingPathComponent("tests/fake_provider/fake_openai.py").path
         let portFile = FileManager.default.temporaryDirectory.appendingPathComponent("fake-openai-\(UUID().uuidString).port").path
         process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script, "--port", "0", "--port-file", portFile, "--exit-with-stdin"]
+        if tls {
+            let directory = FileManager.default.temporaryDirectory.appendingPathComponent("fake-openai-tls-\(UUID().uuidString)").path
+            process.arguments! += ["--tls-dir", directory]
+            caFile = directory + "/cert.pem"
+        } else {
+            caFile = nil
+        }
         stdin = Pipe()
         process.standardInput = stdin
         try process.run()
@@ -47,18 +61,22 @@ final class FakeProvider: @unchecked Sendable {
         port = found
     }
 
-    var baseURL: String { "http://127.0.0.1:\(port)/v1" }
+    var baseURL: String { "\(caFile == nil ? "http" : "https")://127.0.0.1:\(port)/v1" }
 
     /// A fresh tag, so a test finds its own requests in the shared log.
     static func tag(_ name: String = #function) -> String {
         "\(name.prefix { $0 != "(" })-\(UUID().uuidString.prefix(8))"
     }
 
+    /// An engine for this fake; over HTTPS it trusts the fake's certificate, or with
+    /// `systemTrust` only the system's certificate authorities.
     func engine(model: String, apiKey: String? = nil, idleTimeout: Double = 5, totalTimeout: Double = 20,
-                headers: [String: String] = [:]) -> OpenAICompatibleEngine {
+                headers: [String: String] = [:], handles: CurlHandlePool = .shared,
+                systemTrust: Bool = false) -> OpenAICompatibleEngine {
         OpenAICompatibleEngine(.init(baseURL: baseURL, apiKey: apiKey.map(ProviderSecret.init), model: model,
                                      extraHeaders: headers, connectTimeoutSeconds: 2, idleTimeoutSeconds: idleTimeout,
-                                     totalTimeoutSeconds: totalTimeout, proxy: ""))
+                                     totalTimeoutSeconds: totalTimeout, proxy: "", caFile: systemTrust ? nil : caFile),
+                               handles: handles)
     }
 
     /// The recorded requests whose model carries `tag`.
@@ -150,8 +168,11 @@ final class RecordingSink: GenerationSink {
     var stopAfterTokens: Int?
     var stopAt: Date?
     private(set) var stopRequested: Date?
-    /// How many tokens had arrived when the engine first said it would wait.
+    /// How many tokens had arrived when the engine first said it would wait, and how often it said so.
     private(set) var tokensBeforeFirstWait: Int?
+    private(set) var waits = 0
+    /// The text of the `StreamedAnswer` the last generation into this sink ended with.
+    var answer = ""
 
     init(stopAfterTokens: Int? = nil, stopAfterSeconds: Double? = nil) {
         self.stopAfterTokens = stopAfterTokens
@@ -169,6 +190,7 @@ final class RecordingSink: GenerationSink {
 
     func willWait() {
         tokensBeforeFirstWait = tokensBeforeFirstWait ?? tokens.count
+        waits += 1
     }
 
     func keepGoing() -> Bool {
@@ -183,8 +205,18 @@ final class RecordingSink: GenerationSink {
     var text: String { tokens.joined() }
 }
 
+extension ChatEngine {
+    /// A generation into `sink` through its own `StreamedAnswer`, as the chat service runs one;
+    /// `sink.answer` holds the answer's text afterwards, whether it returned or threw.
+    func generate(_ context: EngineContext, sink: RecordingSink) throws -> EngineResult {
+        let answer = StreamedAnswer(sink, willWait: { [unowned sink] in sink.willWait() })
+        defer { sink.answer = answer.text }
+        return try generate(context, into: answer)
+    }
+}
+
 func userContext(_ text: String = "hello there", model: String? = nil, temperature: Double? = nil,
                  maxTokens: Int? = nil) -> EngineContext {
-    EngineContext(userID: "u1", conversationID: "c1", history: [ChatMessage(role: "user", content: text)],
+    EngineContext(userID: "u1", conversationID: "c1", history: [ChatMessage(role: .user, content: text)],
                   model: model, temperature: temperature, maxTokens: maxTokens)
 }

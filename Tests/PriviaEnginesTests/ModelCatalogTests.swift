@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 @testable import PriviaEngines
 
@@ -28,7 +29,7 @@ import Testing
     """
 
     func load(_ text: String = Self.file, environment: [String: String] = ["TEST_ROUTER_KEY": "sk-test-1234"]) throws -> ModelCatalog {
-        try ModelCatalog.decode(Data(text.utf8), environment: environment, directory: nil, source: "models.json")
+        try ModelCatalog.decode(Data(text.utf8), settings: EnvironmentSettings(environment), directory: nil, source: "models.json")
     }
 
     @Test func nothingConfiguredOffersTheStubAlone() throws {
@@ -79,6 +80,9 @@ import Testing
         #expect(failure(#"{"models": []}"#)?.contains("empty") == true)
         #expect(failure(#"{"providers": [{"id": "p", "base_url": "ftp://x"}], "models": [{"id": "x", "provider": "p", "model": "m"}]}"#)?.contains("http(s)") == true)
         #expect(failure("not json")?.contains("JSON object") == true)
+        #expect(failure(#"{"models": [{"id": 3, "provider": "stub"}]}"#)?.hasSuffix("wrong type at models[0].id") == true)
+        #expect(failure(#"{"models": [{"provider": "stub"}]}"#)?.hasSuffix("missing \"id\" at models[0]") == true)
+        #expect(failure(#"{"models": [], "history_messages": "6"}"#)?.hasSuffix("wrong type at history_messages") == true)
         #expect(failure(Self.file.replacingOccurrences(of: "\"history_messages\": 6", with: "\"history_messages\": 0"))?.contains("history_messages") == true)
     }
 
@@ -109,10 +113,19 @@ import Testing
         defer { try? FileManager.default.removeItem(at: directory) }
         try "sk-relative".write(to: directory.appendingPathComponent("router.key"), atomically: true, encoding: .utf8)
         let path = directory.appendingPathComponent("models.json")
+        try "-----BEGIN CERTIFICATE-----\n".write(to: directory.appendingPathComponent("lab-ca.pem"), atomically: true, encoding: .utf8)
         try Self.file.replacingOccurrences(of: #""api_key_env": "TEST_ROUTER_KEY""#, with: #""api_key_file": "router.key""#)
+            .replacingOccurrences(of: #""base_url": "http://127.0.0.1:11434/v1""#,
+                                  with: #""base_url": "https://127.0.0.1:11434/v1", "ca_file": "lab-ca.pem""#)
             .write(to: path, atomically: true, encoding: .utf8)
         let catalog = try ModelCatalog.load(environment: ["PRIVIA_MODELS_FILE": path.path])
         #expect(catalog.providers.first?.apiKey?.value == "sk-relative")
+        #expect(catalog.providers.first?.caFile == nil)
+        let engine = try #require(catalog.engine(for: catalog.model("small")!) as? OpenAICompatibleEngine)
+        #expect(engine.configuration.caFile == directory.appendingPathComponent("lab-ca.pem").path)
+
+        try FileManager.default.removeItem(at: directory.appendingPathComponent("lab-ca.pem"))
+        #expect(throws: ModelCatalogError.self) { try ModelCatalog.load(environment: ["PRIVIA_MODELS_FILE": path.path]) }
     }
 
     @Test func requestsAreValidatedAgainstTheCaps() throws {

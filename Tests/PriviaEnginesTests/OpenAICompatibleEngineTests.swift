@@ -18,8 +18,8 @@ import Testing
         let sink = RecordingSink()
         let result = try engine.generate(userContext("one two three", temperature: 0.3, maxTokens: 64), sink: sink)
         #expect(sink.tokens == ["tok0 ", "tok1 ", "tok2 ", "tok3 "])
-        #expect(result.content == "tok0 tok1 tok2 tok3 ")
-        #expect(result.mode == "chat" && result.sources.isEmpty)
+        #expect(sink.answer == "tok0 tok1 tok2 tok3 ")
+        #expect(result.mode == .chat && result.sources.isEmpty)
         #expect(result.model == "stream:tokens=4:tag=\(tag)")  // as the chunks report it
         #expect(result.usage == TokenUsage(inputTokens: 3, outputTokens: 4, estimated: false))
 
@@ -40,7 +40,7 @@ import Testing
         let tag = FakeProvider.tag()
         let sink = RecordingSink()
         let result = try fake.engine(model: "stream:tokens=2:usage=0:done=0:tag=\(tag)").generate(userContext("12345678"), sink: sink)
-        #expect(result.content == "tok0 tok1 ")
+        #expect(sink.answer == "tok0 tok1 ")
         // ceil(8/4) + 4 framing in; ceil(10/4) out.
         #expect(result.usage == TokenUsage(inputTokens: 6, outputTokens: 3, estimated: true))
         let request = try #require(try fake.requests(tag: tag).first)
@@ -49,8 +49,9 @@ import Testing
 
     @Test func httpFailuresMapToStableCodes() throws {
         let tag = FakeProvider.tag()
-        let server = failure { try fake.engine(model: "fail-503:tag=\(tag)").generate(userContext(), sink: RecordingSink()) }
-        #expect(server?.code == .provider && server?.retryable == true && server?.partialContent == nil)
+        let sink = RecordingSink()
+        let server = failure { try fake.engine(model: "fail-503:tag=\(tag)").generate(userContext(), sink: sink) }
+        #expect(server?.code == .provider && server?.retryable == true && sink.answer.isEmpty)
 
         let limited = failure { try fake.engine(model: "rate-limit:retry_after=7:tag=\(tag)").generate(userContext(), sink: RecordingSink()) }
         #expect(limited?.code == .rateLimit && limited?.retryable == true && limited?.retryAfterSeconds == 7)
@@ -80,11 +81,12 @@ import Testing
     @Test func aStallEndsWithinTheIdleTimeout() throws {
         let tag = FakeProvider.tag()
         let start = Date()
-        let error = failure { try fake.engine(model: "stall:after=2:tag=\(tag)", idleTimeout: 1).generate(userContext(), sink: RecordingSink()) }
+        let sink = RecordingSink()
+        let error = failure { try fake.engine(model: "stall:after=2:tag=\(tag)", idleTimeout: 0.3).generate(userContext(), sink: sink) }
         let elapsed = Date().timeIntervalSince(start)
         #expect(error?.code == .provider && error?.message.contains("stalled") == true)
-        #expect(error?.partialContent == "tok0 tok1 ")
-        #expect(elapsed >= 0.9 && elapsed < 2.5)
+        #expect(sink.answer == "tok0 tok1 ")
+        #expect(elapsed >= 0.3 && elapsed < 1.8)
         let seen = try fake.waitForRequests(tag: tag) { $0.first?["client_closed"] as? Bool == true }
         #expect(seen.first?["client_closed"] as? Bool == true)
     }
@@ -94,15 +96,16 @@ import Testing
         let sink = RecordingSink()
         let error = failure { try fake.engine(model: "drop:after=3:tag=\(tag)").generate(userContext(), sink: sink) }
         #expect(error?.code == .provider && error?.message.contains("dropped") == true)
-        #expect(error?.partialContent == "tok0 tok1 tok2 ")
+        #expect(sink.answer == "tok0 tok1 tok2 ")
         #expect(sink.text == "tok0 tok1 tok2 ")
     }
 
     @Test func aMalformedChunkFails() throws {
         let tag = FakeProvider.tag()
-        let error = failure { try fake.engine(model: "malformed:after=1:tag=\(tag)").generate(userContext(), sink: RecordingSink()) }
+        let sink = RecordingSink()
+        let error = failure { try fake.engine(model: "malformed:after=1:tag=\(tag)").generate(userContext(), sink: sink) }
         #expect(error?.code == .provider && error?.message == "malformed chunk from the provider")
-        #expect(error?.partialContent == "tok0 ")
+        #expect(sink.answer == "tok0 ")
     }
 
     @Test func stopAbortsTheTransferAndTheProviderSeesTheClose() throws {
@@ -111,7 +114,7 @@ import Testing
         let start = Date()
         let result = try fake.engine(model: "stream:tokens=200:delay_ms=50:tag=\(tag)").generate(userContext(), sink: sink)
         #expect(Date().timeIntervalSince(start) < 1)
-        #expect(result.content == "tok0 tok1 ")
+        #expect(sink.answer == "tok0 tok1 ")
         #expect(result.usage?.estimated == true)
         let seen = try fake.waitForRequests(tag: tag) { $0.first?["finished"] as? Bool == true }
         #expect(seen.first?["client_closed"] as? Bool == true)
@@ -122,9 +125,9 @@ import Testing
     @Test func stopDuringSilenceLandsWithinAPoll() throws {
         let tag = FakeProvider.tag()
         let sink = RecordingSink(stopAfterSeconds: 0.3)
-        let result = try fake.engine(model: "stall:after=1:tag=\(tag)", idleTimeout: 10).generate(userContext(), sink: sink)
+        _ = try fake.engine(model: "stall:after=1:tag=\(tag)", idleTimeout: 10).generate(userContext(), sink: sink)
         let lag = Date().timeIntervalSince(try #require(sink.stopRequested))
-        #expect(result.content == "tok0 ")
+        #expect(sink.answer == "tok0 ")
         #expect(lag < 0.2)
         let seen = try fake.waitForRequests(tag: tag) { $0.first?["client_closed"] as? Bool == true }
         #expect(seen.first?["client_closed"] as? Bool == true)
@@ -135,6 +138,6 @@ import Testing
         let sink = RecordingSink()
         let error = failure { try fake.engine(model: "stream:tokens=100:delay_ms=100:tag=\(tag)", totalTimeout: 0.5).generate(userContext(), sink: sink) }
         #expect(error?.code == .provider && error?.message.contains("did not finish within") == true)
-        #expect(error?.partialContent == sink.text && !sink.tokens.isEmpty)
+        #expect(sink.answer == sink.text && !sink.tokens.isEmpty)
     }
 }

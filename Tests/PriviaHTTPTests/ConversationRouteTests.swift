@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 import PriviaCore
 @testable import PriviaHTTP

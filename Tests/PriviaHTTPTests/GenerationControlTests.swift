@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 import Testing
 import PriviaCore
 import PriviaEngines
@@ -10,11 +11,11 @@ final class CountingEngine: ChatEngine, @unchecked Sendable {
     private var calls = 0
     var callCount: Int { lock.withLock { calls } }
 
-    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+    func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
         let n = lock.withLock { calls += 1; return calls }
         let text = "answer \(n) to: \(context.history.last?.content ?? "")"
-        _ = sink.token(text)
-        return EngineResult(content: text, mode: "chat", model: "stub", usage: TokenUsage(inputTokens: 100, outputTokens: 50, estimated: false))
+        _ = answer.token(text)
+        return EngineResult(mode: .chat, model: "stub", usage: TokenUsage(inputTokens: 100, outputTokens: 50, estimated: false))
     }
 }
 

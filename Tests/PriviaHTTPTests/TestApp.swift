@@ -3,23 +3,28 @@ import PriviaChat
 import PriviaCore
 import PriviaEngines
 @testable import PriviaHTTP
+import PriviaSupport
 
 /// The API over a fresh, migrated database file, called with plain request values.
 final class TestApp {
     let database: Database
     let api: PriviaAPI
 
+    static let allowedOrigin = "https://app.example.test"
+
     init(engine: ChatEngine = StubEngine(), catalog: ModelCatalog = .stubOnly(), oauthSecret: String? = nil,
-         budget: UsageBudget = .unlimited) throws {
+         budget: UsageBudget = .unlimited, storage: StorageSpace? = nil,
+         sessionPolicy: SessionPolicy = SessionPolicy()) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("privia-http-\(newID())").path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        database = try Database(path: directory + "/privia.db")
+        database = try Database(path: directory + "/privia.db", storage: storage)
         _ = try database.withConnection { try Migrator(migrations: Migration.load(from: Self.migrations)).migrate($0) }
         let accounts = AccountService(database: database, hasher: PasswordHasher(iterations: 1000),
-                                      signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)))
+                                      signer: AccessTokenSigner(secretKey: String(repeating: "s", count: 32)), sessionPolicy: sessionPolicy)
         api = PriviaAPI(database: database, accounts: accounts,
                         chat: ChatService(database: database, engine: engine, catalog: catalog, budget: budget),
-                        settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05))
+                        settings: .init(environment: "test", oauthExchangeSecret: oauthSecret, heartbeatSeconds: 0.05,
+                                        allowedOrigins: [Self.allowedOrigin]))
     }
 
     static let migrations: String = {
@@ -60,6 +65,8 @@ extension HTTPResponse {
 final class RecordingStream: ResponseStream, @unchecked Sendable {
     private(set) var bytes: [UInt8] = []
     var leaveAfterSends: Int?
+    /// Leaves as soon as what it was sent passes this test.
+    var leaveWhen: ((String) -> Bool)?
     private var sends = 0
 
     func send(_ chunk: [UInt8]) -> Bool {
@@ -70,7 +77,7 @@ final class RecordingStream: ResponseStream, @unchecked Sendable {
     }
 
     func clientGone(within duration: Duration) -> Bool {
-        let gone = leaveAfterSends.map { sends >= $0 } ?? false
+        let gone = (leaveAfterSends.map { sends >= $0 } ?? false) || (leaveWhen?(text) ?? false)
         if !gone && duration > .zero { Thread.sleep(forTimeInterval: Double(duration.components.attoseconds) / 1e18 + Double(duration.components.seconds)) }
         return gone
     }

@@ -8,12 +8,12 @@ import PriviaEngines
 final class HistoryRecordingEngine: ChatEngine, @unchecked Sendable {
     private let lock = NSLock()
     private var seen: [[ChatMessage]] = []
-    var histories: [[String]] { lock.withLock { seen.map { $0.map { "\($0.role): \($0.content)" } } } }
+    var histories: [[String]] { lock.withLock { seen.map { $0.map { "\($0.role.rawValue): \($0.content)" } } } }
 
-    func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+    func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
         let n = lock.withLock { seen.append(context.history); return seen.count }
-        _ = sink.token("answer \(n)")
-        return EngineResult(content: "answer \(n)", mode: "chat", model: "stub", usage: nil)
+        _ = answer.token("answer \(n)")
+        return EngineResult(mode: .chat, model: "stub", usage: nil)
     }
 }
 

@@ -63,6 +63,22 @@ func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: tex
         #expect(session.receive(text: "next") == [.startTurn(2, body: ["question": "next"])])
     }
 
+    /// A browser's JSON.stringify writes a lone surrogate as an escape: such a frame is refused,
+    /// not taken as a bare-text question made of its JSON.
+    @Test func aFrameWhoseTextIsNotUnicodeIsAValidationError() {
+        var session = ChatSocketSession()
+        for text in [#"{"question":"lone \ud800","conversation_id":"c1"}"#, #""\udc00""#] {
+            let actions = session.receive(text: text)
+            guard actions.count == 1, case .send(let frame) = actions[0] else {
+                Issue.record("\(actions)")
+                continue
+            }
+            #expect(frame["type"] == "error" && frame["code"] == "VALIDATION", "\(frame)")
+        }
+        #expect(session.runningTurn == nil)
+        #expect(session.receive(text: "{not json") == [.startTurn(1, body: ["question": "{not json"])], "other text is still a question")
+    }
+
     @Test func secondQuestionWhileRunningIsRefused() {
         var session = ChatSocketSession()
         _ = session.receive(text: "one")
@@ -70,14 +86,42 @@ func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: tex
         #expect(session.runningTurn == 1)
     }
 
-    @Test func stopCancelsAndLaterEventsAreDropped() {
+    @Test func stopAsksThePoolAndTheTurnEndsWithItsStoppedDone() {
         var session = ChatSocketSession()
+        #expect(session.receive(text: #"{"type":"stop"}"#).isEmpty, "stop while idle does nothing")
         _ = session.receive(text: "one")
         _ = session.receive(sseHead(), forTurn: 1)
-        #expect(session.receive(text: #"{"type":"stop"}"#) == [.cancelTurn(1)])
-        #expect(session.receive(body("data: late\n\n"), forTurn: 1).isEmpty)
-        #expect(session.receive(text: #"{"type":"stop"}"#).isEmpty, "stop while idle does nothing")
+        #expect(session.receive(text: #"{"type":"stop"}"#) == [.stopTurn(1)])
+        #expect(session.isStopping && session.runningTurn == 1)
+        #expect(session.receive(text: #"{"type":"stop"}"#).isEmpty, "the pool is asked once")
+        #expect(session.receive(text: "meanwhile") == [.send(ChatSocketSession.busy)], "a question waits for the stop's done")
+        #expect(session.receive(body("data: in flight\n\nevent: done\ndata: {\"message_id\": \"m1\", \"status\": \"stopped\", \"stopped\": true}\n\n"), forTurn: 1) == [
+            .send(["type": "token", "content": "in flight", "mode": "stream"]),
+            .send(["type": "done", "message_id": "m1", "status": "stopped", "stopped": true]),
+        ])
+        #expect(session.runningTurn == nil && !session.isStopping)
+        #expect(session.stopTimedOut(1).isEmpty, "the bound of a turn that ended does nothing")
         #expect(session.receive(text: "again") == [.startTurn(2, body: ["question": "again"])])
+    }
+
+    @Test func aStopThePoolNeverAnswersEndsWithTheRelaysOwnDone() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "one")
+        #expect(session.stopTimedOut(1).isEmpty, "no stop, no bound")
+        _ = session.receive(text: #"{"type":"stop"}"#)
+        #expect(session.stopTimedOut(1) == [.send(["type": "done", "status": "stopped", "stopped": true]), .cancelTurn(1)])
+        #expect(session.receive(body("data: late\n\n"), forTurn: 1).isEmpty)
+        #expect(session.receive(text: "again") == [.startTurn(2, body: ["question": "again"])])
+    }
+
+    @Test func aStoppedTurnThatFailsEndsWithItsError() {
+        var session = ChatSocketSession()
+        _ = session.receive(text: "one")
+        _ = session.receive(text: #"{"type":"stop"}"#)
+        #expect(session.receive(.failed(FastCGIClientError.closedBeforeResponse), forTurn: 1) == [
+            .send(["type": "error", "content": "The chat service is unavailable", "code": "UNKNOWN"]),
+        ])
+        #expect(session.runningTurn == nil && !session.isStopping)
     }
 
     @Test func closingTheSocketCancelsTheTurn() {
@@ -85,6 +129,10 @@ func body(_ text: String) -> FastCGIResponseEvent { .body(ByteBuffer(string: tex
         #expect(session.socketClosed().isEmpty)
         _ = session.receive(text: "one")
         #expect(session.socketClosed() == [.cancelTurn(1)])
+        _ = session.receive(text: "two")
+        _ = session.receive(text: #"{"type":"stop"}"#)
+        #expect(session.socketClosed() == [.cancelTurn(2)], "a stop in progress too")
+        #expect(session.stopTimedOut(2).isEmpty)
     }
 
     @Test func errorEventBecomesAnErrorFrame() {

@@ -1,8 +1,10 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOPosix
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 import Testing
 @testable import PriviaRelay
 
@@ -15,15 +17,15 @@ struct RelayUnderTest {
 
     var socketPath: String { directory + "/run/privia-relay.sock" }
 
-    static func start(pingSeconds: Int64 = 30) async throws -> RelayUnderTest {
-        RelayLog.shared.level = .error
+    static func start(pingInterval: TimeAmount = .seconds(30)) async throws -> RelayUnderTest {
+        JSONLineLogHandler.minimumLevel = .error
         // sun_path holds 108 bytes: keep the temporary directory short.
         let directory = "/tmp/prt-" + String(UInt32.random(in: 0...UInt32.max), radix: 36)
         try FileManager.default.createDirectory(atPath: directory + "/run", withIntermediateDirectories: true)
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 2)
         let pool = try await FakePool.start(at: directory + "/run/privia-fcgi.sock", group: group)
         var configuration = RelayConfiguration(dataDirectory: directory, unixSocketPath: directory + "/run/privia-relay.sock",
-                                               pingInterval: .seconds(pingSeconds), eventsEnabled: false)
+                                               pingInterval: pingInterval, eventsEnabled: false)
         configuration.poolSocketPath = pool.socketPath
         let server = RelayServer(configuration: configuration, group: group)
         try await server.start()
@@ -96,23 +98,27 @@ func eventually(_ condition: () -> Bool) async -> Bool {
         await relay.stop()
     }
 
-    @Test func stopClosesTheUpstreamConnection() async throws {
+    @Test func stopAsksThePoolToStopAndEndsWithItsDone() async throws {
         let relay = try await RelayUnderTest.start()
         let client = try await relay.connect()
         try await client.send(text: "hang")
         #expect(try json(await client.nextText()) == ["type": "token", "content": "first", "mode": "stream"])
         try await client.send(text: "second question")
         #expect(try json(await client.nextText()) == ["type": "error", "content": "A response is already being generated"])
-        #expect(relay.pool.closedEarly == 0)
         try await client.send(text: #"{"type":"stop"}"#)
-        #expect(await eventually { relay.pool.closedEarly == 1 }, "the pool sees its client leave")
+        #expect(try json(await client.nextText()) == [
+            "type": "done", "conversation_id": "conv-1", "message_id": "msg-2", "status": "stopped", "stopped": true,
+        ], "the pool's own done comes through")
+        #expect(relay.pool.stopsAnswered == 1)
+        #expect(relay.pool.closedEarly == 0, "a stop only shuts the relay's writing side")
         try await client.send(text: "hello")
         #expect(try json(await client.nextText())["type"] == "token", "a new turn runs after the stop")
 
         try await client.send(text: "hang")
         _ = try await client.nextText()  // the new turn's first token; then the browser goes away
         await client.close()
-        #expect(await eventually { relay.pool.closedEarly == 2 }, "closing the socket mid-turn closes the upstream too")
+        #expect(await eventually { relay.pool.closedEarly == 1 }, "closing the socket mid-turn closes the upstream")
+        #expect(relay.pool.stopsAnswered == 1)
         await relay.stop()
     }
 
@@ -131,7 +137,7 @@ func eventually(_ condition: () -> Bool) async -> Bool {
     }
 
     @Test func serverPingsAnIdleSocket() async throws {
-        let relay = try await RelayUnderTest.start(pingSeconds: 1)
+        let relay = try await RelayUnderTest.start(pingInterval: .milliseconds(50))
         let client = try await relay.connect()
         let ping = try #require(try await client.next(timeout: .seconds(3)))
         #expect(ping.opcode == .ping)
@@ -179,7 +185,7 @@ func eventually(_ condition: () -> Bool) async -> Bool {
                                           interval: .milliseconds(20))
         poller.start()
         let client = try await relay.connect()
-        try await Task.sleep(nanoseconds: 200_000_000)
+        #expect(await eventually { poller.deliversAfter == 1 })
         try database.write { db in
             try db.run("""
                 INSERT INTO workspace_events (user_id, kind, payload, created_at)

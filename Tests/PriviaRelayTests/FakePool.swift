@@ -1,13 +1,15 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import PriviaCore
+import PriviaSupport
 @testable import PriviaRelay
 
 /// A tiny FastCGI responder on a unix socket that speaks real FastCGI records, standing in
 /// for the pool: `GET /api/auth/me` knows the token "good-token"; `POST /api/stream` answers
-/// by question ("hello" streams a canned SSE answer, "hang" streams one token and waits,
-/// "missing" is a 404).
+/// by question ("hello" streams a canned SSE answer, "hang" streams one token and waits until
+/// its client stops, then ends with a stopped `done`; "missing" is a 404).
 final class FakePool: Sendable {
     struct Request: Sendable {
         var params: [String: String]
@@ -16,17 +18,24 @@ final class FakePool: Sendable {
 
     let socketPath: String
     private let channel: any Channel
-    private let state: Locked<(requests: [Request], closedEarly: Int)>
+    private let state: NIOLockedValueBox<State>
 
-    private init(socketPath: String, channel: any Channel, state: Locked<(requests: [Request], closedEarly: Int)>) {
+    struct State {
+        var requests: [Request] = []
+        var closedEarly = 0
+        var stopsAnswered = 0
+    }
+
+    private init(socketPath: String, channel: any Channel, state: NIOLockedValueBox<State>) {
         self.socketPath = socketPath
         self.channel = channel
         self.state = state
     }
 
     static func start(at socketPath: String, group: any EventLoopGroup) async throws -> FakePool {
-        let state = Locked<(requests: [Request], closedEarly: Int)>(([], 0))
+        let state = NIOLockedValueBox(State())
         let channel = try await ServerBootstrap(group: group)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .childChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
                     try channel.pipeline.syncOperations.addHandler(ByteToMessageHandler(FastCGIRecordDecoder()))
@@ -37,9 +46,11 @@ final class FakePool: Sendable {
         return FakePool(socketPath: socketPath, channel: channel, state: state)
     }
 
-    var requests: [Request] { state.withLock { $0.requests } }
-    /// Connections the client closed before the response was complete (a stop, as the pool sees it).
-    var closedEarly: Int { state.withLock { $0.closedEarly } }
+    var requests: [Request] { state.withLockedValue { $0.requests } }
+    /// Connections the client closed before the response was complete (a client that left).
+    var closedEarly: Int { state.withLockedValue { $0.closedEarly } }
+    /// Turns the client stopped by shutting down its writing side, answered with a stopped `done`.
+    var stopsAnswered: Int { state.withLockedValue { $0.stopsAnswered } }
 
     func stop() async { try? await channel.close() }
 }
@@ -49,13 +60,14 @@ private final class FakePoolConnection: ChannelInboundHandler {
     typealias InboundIn = FastCGIRecord
     typealias OutboundOut = ByteBuffer
 
-    private let state: Locked<(requests: [FakePool.Request], closedEarly: Int)>
+    private let state: NIOLockedValueBox<FakePool.State>
     private var params = ByteBuffer()
     private var stdin = ByteBuffer()
     private var paramsDone = false
+    private var hanging = false
     private var finished = false
 
-    init(state: Locked<(requests: [FakePool.Request], closedEarly: Int)>) {
+    init(state: NIOLockedValueBox<FakePool.State>) {
         self.state = state
     }
 
@@ -71,13 +83,24 @@ private final class FakePoolConnection: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        if !finished { state.withLock { $0.closedEarly += 1 } }
+        if !finished { state.withLockedValue { $0.closedEarly += 1 } }
+    }
+
+    /// The client shut down its writing side (a full close looks the same until a write fails):
+    /// a hanging turn ends as the pool ends a stopped one.
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard case .inputClosed? = event as? ChannelEvent else { return }
+        guard hanging else { return context.close(promise: nil) }
+        hanging = false
+        finish(context, "event: done\ndata: {\"conversation_id\": \"conv-1\", \"message_id\": \"msg-2\", \"status\": \"stopped\", \"stopped\": true}\n\n", "") {
+            $0.stopsAnswered += 1
+        }
     }
 
     private func respond(context: ChannelHandlerContext) {
         let pairs = (try? FastCGIParams.decode(params)) ?? []
         let request = FakePool.Request(params: Dictionary(pairs, uniquingKeysWith: { a, _ in a }), body: String(buffer: stdin))
-        state.withLock { $0.requests.append(request) }
+        state.withLockedValue { $0.requests.append(request) }
         let authorized = request.params["HTTP_AUTHORIZATION"] == "Bearer good-token"
 
         switch request.params["REQUEST_URI"] {
@@ -91,6 +114,7 @@ private final class FakePoolConnection: ChannelInboundHandler {
             let question = (try? JSONParser.parse(request.body))?["question"]?.stringValue ?? ""
             switch question {
             case "hang":
+                hanging = true
                 write(context, "Status: 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: first\n\n")
             case "missing":
                 finish(context, "Status: 404 Not Found\r\nContent-Type: application/json\r\n\r\n", #"{"detail":"Conversation not found","code":"NOT_FOUND"}"#)
@@ -119,13 +143,20 @@ private final class FakePoolConnection: ChannelInboundHandler {
         context.writeAndFlush(Self.wrapOutboundOut(out), promise: nil)
     }
 
-    private func finish(_ context: ChannelHandlerContext, _ head: String, _ body: String) {
+    /// Writes the rest of the response and closes; `delivered` runs once it was written.
+    private func finish(_ context: ChannelHandlerContext, _ head: String, _ body: String,
+                        delivered: @escaping (inout FakePool.State) -> Void = { _ in }) {
         write(context, head + body)
         var out = ByteBuffer()
         FastCGIRecord(kind: .stdout).write(to: &out)
         FastCGIRecord(kind: .endRequest, content: FastCGIEndRequest().content).write(to: &out)
-        finished = true
         let loopContext = context
-        context.writeAndFlush(Self.wrapOutboundOut(out)).assumeIsolated().whenComplete { _ in loopContext.close(promise: nil) }
+        context.writeAndFlush(Self.wrapOutboundOut(out)).assumeIsolated().whenComplete { [self] result in
+            if case .success = result {
+                finished = true
+                state.withLockedValue(delivered)
+            }
+            loopContext.close(promise: nil)
+        }
     }
 }

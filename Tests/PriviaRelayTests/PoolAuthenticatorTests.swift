@@ -7,6 +7,7 @@ import Testing
 struct CannedPool: PoolTransport {
     final class Call: PoolCall {
         func cancel() {}
+        func stop() {}
         func setReading(_ reading: Bool) {}
     }
 

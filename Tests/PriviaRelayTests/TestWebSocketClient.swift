@@ -1,3 +1,4 @@
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -9,16 +10,16 @@ final class TestWebSocketClient: Sendable {
     enum Failure: Error, Equatable { case upgradeRefused(HTTPResponseStatus), timedOut, closed }
 
     let channel: any Channel
-    private let inbox: Locked<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>
+    private let inbox: NIOLockedValueBox<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>
 
-    private init(channel: any Channel, inbox: Locked<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>) {
+    private init(channel: any Channel, inbox: NIOLockedValueBox<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>) {
         self.channel = channel
         self.inbox = inbox
     }
 
     static func connect(unixSocket path: String, uri: String, headers: [(String, String)] = [],
                         group: any EventLoopGroup) async throws -> TestWebSocketClient {
-        let inbox = Locked<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>(([], []))
+        let inbox = NIOLockedValueBox<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>(([], []))
         let loop = group.next()
         let upgraded = loop.makePromise(of: Void.self)
         let channel = try await ClientBootstrap(group: loop)
@@ -56,18 +57,18 @@ final class TestWebSocketClient: Sendable {
 
     /// The next frame from the server, or nil once the connection is closed.
     func next(timeout: TimeAmount = .seconds(5)) async throws -> WebSocketFrame? {
-        let waiter: WebSocketFrame?? = inbox.withLock { box in
+        let waiter: WebSocketFrame?? = inbox.withLockedValue { box in
             if !box.frames.isEmpty { return .some(box.frames.removeFirst()) }
             return nil
         }
         if let waiter { return waiter }
         let timer = channel.eventLoop.scheduleTask(in: timeout) { [inbox] in
-            let waiters = inbox.withLock { box in defer { box.waiters.removeAll() }; return box.waiters }
+            let waiters = inbox.withLockedValue { box in defer { box.waiters.removeAll() }; return box.waiters }
             waiters.forEach { $0.resume(returning: nil) }
         }
         defer { timer.cancel() }
         return await withCheckedContinuation { continuation in
-            let ready: WebSocketFrame?? = inbox.withLock { box in
+            let ready: WebSocketFrame?? = inbox.withLockedValue { box in
                 if !box.frames.isEmpty { return .some(box.frames.removeFirst()) }
                 if !channel.isActive { return .some(nil) }
                 box.waiters.append(continuation)
@@ -129,15 +130,15 @@ private final class UpgradeRequestWriter: ChannelInboundHandler, RemovableChanne
 private final class FrameInbox: ChannelInboundHandler {
     typealias InboundIn = WebSocketFrame
 
-    let inbox: Locked<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>
+    let inbox: NIOLockedValueBox<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>
 
-    init(inbox: Locked<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>) {
+    init(inbox: NIOLockedValueBox<(frames: [WebSocketFrame], waiters: [CheckedContinuation<WebSocketFrame?, Never>])>) {
         self.inbox = inbox
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let frame = Self.unwrapInboundIn(data)
-        let waiter: CheckedContinuation<WebSocketFrame?, Never>? = inbox.withLock { box in
+        let waiter: CheckedContinuation<WebSocketFrame?, Never>? = inbox.withLockedValue { box in
             if box.waiters.isEmpty {
                 box.frames.append(frame)
                 return nil
@@ -148,7 +149,7 @@ private final class FrameInbox: ChannelInboundHandler {
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        let waiters = inbox.withLock { box in defer { box.waiters.removeAll() }; return box.waiters }
+        let waiters = inbox.withLockedValue { box in defer { box.waiters.removeAll() }; return box.waiters }
         waiters.forEach { $0.resume(returning: nil) }
         context.fireChannelInactive()
     }

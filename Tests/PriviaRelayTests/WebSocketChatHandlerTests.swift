@@ -1,7 +1,9 @@
+import Logging
 import NIOCore
 import NIOEmbedded
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 import Testing
 @testable import PriviaRelay
 
@@ -11,12 +13,14 @@ final class FakeTransport: PoolTransport, @unchecked Sendable {
         let request: FastCGIRequest
         let onEvent: (FastCGIResponseEvent) -> Void
         var cancelled = false
+        var stopped = false
         var reading = true
         init(request: FastCGIRequest, onEvent: @escaping (FastCGIResponseEvent) -> Void) {
             self.request = request
             self.onEvent = onEvent
         }
         func cancel() { cancelled = true }
+        func stop() { stopped = true }
         func setReading(_ reading: Bool) { self.reading = reading }
         func param(_ name: String) -> String? { request.params.first { $0.0 == name }?.1 }
     }
@@ -38,7 +42,7 @@ struct ChatSocketHarness {
     let registry = SocketRegistry()
 
     init(identity: SocketIdentity = .user(id: "u1", token: "tok"), pingSeconds: Int64 = 30) throws {
-        RelayLog.shared.level = .error  // keep test output readable
+        JSONLineLogHandler.minimumLevel = .error  // keep test output readable
         try channel.connect(to: SocketAddress(ipAddress: "127.0.0.1", port: 1)).wait()
         let environment = ChatSocketEnvironment(transport: transport, registry: registry,
                                                 pingInterval: .seconds(pingSeconds), closeTimeout: .seconds(5))
@@ -112,7 +116,7 @@ func closeCode(_ frame: WebSocketFrame?) -> UInt16? {
         #expect(!call.cancelled)
     }
 
-    @Test func stopClosesTheUpstreamAndSendsNothingMore() throws {
+    @Test func stopAsksThePoolToStopAndForwardsTheTurnToItsDone() throws {
         let socket = try ChatSocketHarness()
         try socket.send("long one")
         let call = try #require(socket.transport.calls.first)
@@ -120,12 +124,38 @@ func closeCode(_ frame: WebSocketFrame?) -> UInt16? {
         call.onEvent(body("data: par\n\n"))
         try socket.send("another")  // busy
         try socket.send(#"{"type":"stop"}"#)
-        #expect(call.cancelled)
-        call.onEvent(body("data: tial\n\n"))
+        #expect(call.stopped && !call.cancelled, "the pool is asked to stop and its answer is still read")
+        try socket.send("during the stop")  // still busy: the turn has not ended
+        call.onEvent(body("data: tial\n\nevent: done\ndata: {\"conversation_id\":\"c1\",\"message_id\":\"m1\",\"status\":\"stopped\",\"stopped\":true}\n\n"))
+        call.onEvent(.end)
         #expect(try socket.json() == [
             ["type": "token", "content": "par", "mode": "stream"],
             ["type": "error", "content": "A response is already being generated"],
+            ["type": "error", "content": "A response is already being generated"],
+            ["type": "token", "content": "tial", "mode": "stream"],
+            ["type": "done", "conversation_id": "c1", "message_id": "m1", "status": "stopped", "stopped": true],
         ])
+        socket.channel.embeddedEventLoop.advanceTime(by: .seconds(20))  // past the bound, before a ping
+        #expect(try socket.frames().isEmpty, "the stop's bound ended with the turn")
+        #expect(!call.cancelled)
+        try socket.send("next")
+        #expect(socket.transport.calls.count == 2)
+    }
+
+    @Test func aStopThePoolNeverAnswersEndsWithDoneAfterTheBound() throws {
+        let socket = try ChatSocketHarness()
+        try socket.send("long one")
+        let call = try #require(socket.transport.calls.first)
+        call.onEvent(sseHead())
+        try socket.send(#"{"type":"stop"}"#)
+        try socket.send(#"{"type":"stop"}"#)  // a second stop changes nothing
+        socket.channel.embeddedEventLoop.advanceTime(by: .seconds(9))
+        #expect(try socket.frames().isEmpty && !call.cancelled)
+        socket.channel.embeddedEventLoop.advanceTime(by: .seconds(1))
+        #expect(try socket.json() == [["type": "done", "status": "stopped", "stopped": true]])
+        #expect(call.cancelled, "the connection is closed: the pool stops as for a client that left")
+        call.onEvent(body("data: late\n\n"))
+        #expect(try socket.frames().isEmpty)
         try socket.send("next")
         #expect(socket.transport.calls.count == 2)
     }

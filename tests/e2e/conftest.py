@@ -155,6 +155,7 @@ class Stack:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,  # like `make run` in its own terminal
+            preexec_fn=_with_ctrl_c,
         )
         problem = wait_until_healthy(self.process, self.https_url, timeout)
         if problem is None:
@@ -252,6 +253,13 @@ class Stack:
         if self._log:
             self._log.close()
             self._log = None
+
+
+def _with_ctrl_c() -> None:
+    """In the launcher, before it starts: SIGINT as a terminal gives it. A shell starts background
+    commands with SIGINT ignored, which the pytest running this inherits, and bash can neither
+    trap nor reset a signal it was started ignoring: Ctrl-C tests would fail for that alone."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _kill_quietly(pid: int) -> None:

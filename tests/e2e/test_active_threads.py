@@ -11,9 +11,9 @@ from api_client import FrontendSSE, bearer, sign_up_and_in
 
 def test_held_streams_do_not_hold_up_other_requests_with_one_active_thread(make_stack):
     # One worker, one active thread: a stream that kept its place would make every other
-    # request wait for its end (about 40 tokens at 100 ms each).
+    # request wait for its end (32 tokens at 60 ms each).
     stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "8", "PRIVIA_ACTIVE_THREADS": "1",
-                        "PRIVIA_STUB_DELAY_MS": "100"}, name="active-streams")
+                        "PRIVIA_STUB_DELAY_MS": "60"}, name="active-streams")
     with stack.client() as client, contextlib.ExitStack() as held:
         token, _ = sign_up_and_in(client)
         streams = []

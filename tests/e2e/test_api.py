@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 
 from api_client import PASSWORD, FrontendSSE, bearer, new_email, sign_up_and_in
 
@@ -115,9 +116,20 @@ def test_every_foreign_id_is_404_exactly_like_a_missing_one(stack):
 def test_paging_the_conversation_list_with_a_cursor(stack):
     with stack.client() as client:
         token, _ = sign_up_and_in(client)
-        ids = [client.post("/api/query", headers=bearer(token), json={"question": f"q{n}"}).json()["conversation_id"] for n in range(5)]
-        everything = [c["id"] for c in client.get("/api/conversations", headers=bearer(token)).json()]
-        assert everything == list(reversed(ids))
+
+    def ask(n: int) -> str:
+        with stack.client() as own:
+            return own.post("/api/query", headers=bearer(token), json={"question": f"q{n}"}).json()["conversation_id"]
+
+    # Five turns at once: one after the other, the stub's pace made this test the suite's slowest.
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        ids = list(pool.map(ask, range(5)))
+    with stack.client() as client:
+        listed = client.get("/api/conversations", headers=bearer(token)).json()
+        everything = [c["id"] for c in listed]
+        assert sorted(everything) == sorted(ids)
+        activity = [c["updated_at"] for c in listed]
+        assert activity == sorted(activity, reverse=True), "newest activity first"
         seen, cursor = [], None
         while True:
             params = {"limit": 2} | ({"cursor": cursor} if cursor else {})

@@ -36,7 +36,23 @@ def test_check_config_refuses_production_without_a_strong_key(tmp_path):
     weak = privia("check-config", data_dir=tmp_path, PRIVIA_ENV="production", PRIVIA_SECRET_KEY="changeme")
     assert weak.returncode != 0 and "well-known" in weak.stderr
     ok = privia("check-config", data_dir=tmp_path, PRIVIA_ENV="production", PRIVIA_SECRET_KEY="f" * 64)
-    assert ok.returncode == 0 and "secret key   set (64 characters)" in ok.stdout
+    assert ok.returncode == 0, ok.stderr
+    assert "(secret, 64 characters, from environment)" in ok.stdout and "f" * 64 not in ok.stdout
+    assert any(line.split()[:2] == ["PRIVIA_ENV", "production"] for line in ok.stdout.splitlines())
+
+
+def test_secrets_come_from_files_and_are_never_printed(tmp_path):
+    key_file = tmp_path / "secret_key.txt"
+    key_file.write_text("k" * 40 + "\n")
+    from_file = privia("check-config", data_dir=tmp_path, PRIVIA_ENV="production", PRIVIA_SECRET_KEY_FILE=str(key_file),
+                       PRIVIA_OAUTH_EXCHANGE_SECRET="exchange-secret-value")
+    assert from_file.returncode == 0, from_file.stderr
+    assert "(secret, 40 characters, from file)" in from_file.stdout
+    assert "k" * 40 not in from_file.stdout and "exchange-secret-value" not in from_file.stdout
+    both = privia("check-config", data_dir=tmp_path, PRIVIA_SECRET_KEY="k" * 40, PRIVIA_SECRET_KEY_FILE=str(key_file))
+    assert both.returncode != 0 and "PRIVIA_SECRET_KEY and PRIVIA_SECRET_KEY_FILE are both set" in both.stderr
+    missing = privia("check-config", data_dir=tmp_path, PRIVIA_SECRET_KEY_FILE=str(tmp_path / "absent"))
+    assert missing.returncode != 0 and "PRIVIA_SECRET_KEY_FILE: cannot read" in missing.stderr
 
 
 def test_the_pool_refuses_to_start_in_production_without_a_key(tmp_path):

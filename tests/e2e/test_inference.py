@@ -15,6 +15,7 @@ import pytest
 
 from api_client import FrontendSSE, bearer, sign_up_and_in
 from conftest import REPO, free_ports, running_stack
+from test_websocket import Turn, connect, finish_turn, run_turn, send, tokens_until
 
 FAKE = REPO / "tests" / "fake_provider" / "fake_openai.py"
 
@@ -60,7 +61,7 @@ def models_file(provider_url: str) -> str:
         "default_model": "fast",
         "fallback": ["fast"],
         "connect_timeout_seconds": 2,
-        "idle_timeout_seconds": 1.5,
+        "idle_timeout_seconds": 1,
     }
     path = Path(tempfile.mkdtemp(prefix="privia-models-")) / "models.json"
     path.write_text(json.dumps(config))
@@ -199,3 +200,139 @@ def test_a_turn_over_the_daily_budget_is_refused_before_any_provider_call(make_s
         assert r.status_code == 429 and r.json()["code"] == "RATE_LIMIT"
         assert "resets at 00:00 UTC" in r.json()["detail"]
         assert requests_seen(provider) == []
+
+
+# ---------------------------------------------------------------------------
+# Every turn ends with its transport's terminal frame: complete, stopped or failed
+# ---------------------------------------------------------------------------
+
+# The model that makes each ending: a whole answer, one long enough to stop, one that breaks
+# off after two tokens (too late to fall back).
+ENDING_MODEL = {"complete": "fast", "stopped": "slow", "failed": "drop"}
+
+
+def wait_for_answer(client, token, conversation_id, within: float = 3.0) -> dict:
+    """The conversation's answer, once the turn has stored it."""
+    deadline = time.monotonic() + within
+    while True:
+        message = last_message(client, token, conversation_id)
+        if message["role"] == "assistant":
+            return message
+        assert time.monotonic() < deadline, f"no answer was stored within {within}s"
+        time.sleep(0.05)
+
+
+def new_conversation(client, token) -> str:
+    r = client.post("/api/conversations", headers=bearer(token), json={})
+    assert r.status_code in (200, 201), r.text
+    return r.json()["id"]
+
+
+@pytest.mark.parametrize("ending", ["complete", "failed"])
+def test_a_rest_turn_answers_with_its_status_or_an_error(inference_stack, ending):
+    with inference_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        chat = new_conversation(client, token)
+        r = client.post("/api/query", headers=bearer(token),
+                        json={"question": "how did it end", "conversation_id": chat, "model": ENDING_MODEL[ending]})
+        stored = last_message(client, token, chat)
+        if ending == "complete":
+            assert r.status_code == 200 and r.json()["status"] == "complete", r.text
+            assert r.json()["message_id"] == stored["id"]
+        else:
+            assert r.status_code == 502 and r.json()["code"] == "PROVIDER" and r.json()["detail"], r.text
+        assert stored["role"] == "assistant" and stored["status"] == ending, stored
+
+
+@pytest.mark.parametrize("ending", ["complete", "stopped", "failed"])
+def test_an_sse_turn_ends_with_done_or_error(inference_stack, ending):
+    with inference_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        chat = new_conversation(client, token)
+        parser = FrontendSSE()
+        body = {"question": "how did it end", "conversation_id": chat, "model": ENDING_MODEL[ending]}
+        with client.stream("POST", "/api/stream", headers=bearer(token), json=body) as r:
+            assert r.status_code == 200, r.read()
+            for chunk in r.iter_text():
+                parser.feed(chunk)
+                if ending == "stopped" and parser.token_events >= 2:
+                    break  # closing the connection is the stop: nothing can reach this client now
+        stored = wait_for_answer(client, token, chat)
+        assert stored["status"] == ending, stored
+        if ending == "complete":
+            assert parser.error is None and parser.done["status"] == "complete", parser.done
+            assert parser.done["message_id"] == stored["id"]
+        elif ending == "failed":
+            assert parser.done is None and parser.error["code"] == "PROVIDER", parser.error
+            assert parser.error["message_id"] == stored["id"]
+        else:
+            assert parser.done is None and parser.error is None
+
+
+@pytest.mark.parametrize("ending", ["complete", "stopped", "failed"])
+def test_a_websocket_turn_ends_with_done_or_error(inference_stack, ending):
+    with inference_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        chat = new_conversation(client, token)
+        body = {"question": "how did it end", "conversation_id": chat, "model": ENDING_MODEL[ending]}
+        ws = connect(inference_stack, token)
+        try:
+            if ending == "stopped":
+                send(ws, body)
+                turn = Turn(tokens=tokens_until(ws, 2))
+                send(ws, {"type": "stop"})
+                finish_turn(ws, timeout=5, turn=turn)
+            else:
+                turn = run_turn(ws, body)
+        finally:
+            ws.close()
+        stored = wait_for_answer(client, token, chat)
+        assert stored["status"] == ending, stored
+        if ending == "failed":
+            assert turn.end["type"] == "error" and turn.end["code"] == "PROVIDER" and turn.end["content"], turn.end
+        else:
+            assert turn.end["type"] == "done" and turn.end["status"] == ending, turn.end
+            assert turn.end["message_id"] == stored["id"] and turn.end["model"] == ENDING_MODEL[ending]
+            assert stored["content"] == turn.answer.strip()
+
+
+def completions_since(provider: str, first_id: int) -> list[dict]:
+    return [r for r in requests_seen(provider) if r["path"].endswith("/chat/completions") and r["id"] > first_id]
+
+
+def last_request_id(provider: str) -> int:
+    return max((r["id"] for r in requests_seen(provider)), default=0)
+
+
+def test_turns_reuse_the_provider_connection_and_a_stop_or_a_drop_leaves_none_broken(inference_stack, provider):
+    workers = int(inference_stack.env["PRIVIA_WORKERS"])
+    with inference_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        before = last_request_id(provider)
+        for i in range(3 * workers):
+            assert stream_turn(client, token, {"question": f"turn {i}", "model": "fast"}).answer.strip() == f"turn {i}"
+        turns = completions_since(provider, before)
+        assert len(turns) == 3 * workers
+        # Each pool process keeps its connection for its next turn: at most one per process.
+        assert len({r["connection"] for r in turns}) <= workers, turns
+
+        # A turn stopped mid-answer (the client leaves), and one whose provider drops the
+        # connection: neither connection is used again, and the next turns work.
+        for model in ("slow", "drop"):
+            before = last_request_id(provider)
+            parser = FrontendSSE()
+            with client.stream("POST", "/api/stream", headers=bearer(token), json={"question": "go", "model": model}) as r:
+                for chunk in r.iter_text():
+                    parser.feed(chunk)
+                    if model == "slow" and parser.token_events >= 2:
+                        break
+            deadline = time.monotonic() + 5
+            while not (broken := completions_since(provider, before)[0])["finished"]:
+                assert time.monotonic() < deadline, f"the provider never saw the {model} turn end: {broken}"
+                time.sleep(0.05)
+            assert not broken["completed"], broken
+            for i in range(workers + 1):
+                assert stream_turn(client, token, {"question": f"after {model} {i}", "model": "fast"}).done is not None
+            later = completions_since(provider, broken["id"])
+            assert len(later) == workers + 1 and all(r["completed"] for r in later), later
+            assert broken["connection"] not in {r["connection"] for r in later}

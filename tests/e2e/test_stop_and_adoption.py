@@ -19,7 +19,7 @@ def last_message(client, token):
 
 def test_an_sse_client_leaving_stops_the_generation_and_frees_the_thread(make_stack):
     # Two threads in all: if a stopped stream kept its thread, the third stream would hang.
-    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "2", "PRIVIA_STUB_DELAY_MS": "200"}, name="stop")
+    stack = make_stack({"PRIVIA_WORKERS": "1", "PRIVIA_THREADS": "2", "PRIVIA_STUB_DELAY_MS": "100"}, name="stop")
     with stack.client() as client:
         token, _ = sign_up_and_in(client)
         for attempt in range(4):

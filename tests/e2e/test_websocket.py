@@ -118,7 +118,12 @@ def run_turn(ws: websocket.WebSocket, message: dict | str, timeout: float = 10.0
     """Sends one question and reads until its `done` or `error` frame; workspace events that
     arrive meanwhile are kept apart."""
     send(ws, message)
-    turn = Turn()
+    return finish_turn(ws, timeout)
+
+
+def finish_turn(ws: websocket.WebSocket, timeout: float, turn: Turn | None = None) -> Turn:
+    """Reads the running turn's frames until its `done` or `error` frame, adding to `turn`."""
+    turn = turn or Turn()
     deadline = time.monotonic() + timeout
     while True:
         frame = receive(ws, deadline - time.monotonic())
@@ -358,15 +363,19 @@ def test_stop_ends_the_turn_keeps_the_partial_answer_and_frees_the_thread(slow_s
                 tokens = tokens_until(ws, 2)
                 send(ws, {"type": "stop"})
                 stopped_at = time.monotonic()
-                # Four token intervals of silence; only a frame already in flight may arrive.
+                # Four token intervals: only a token already in flight may come, then the turn's `done`.
+                done = None
                 while (frame := receive(ws, stopped_at + 0.4 - time.monotonic())) is not None:
                     if frame["type"] == "token":
                         late = time.monotonic() - stopped_at
-                        assert late < 0.1, f"a token {late:.3f}s after stop"
+                        assert late < 0.1 and done is None, f"a token {late:.3f}s after stop"
                         tokens.append(frame["content"])
+                    elif frame["type"] == "done":
+                        done = frame
+                assert done is not None and done["status"] == "stopped", done
                 message = wait_for_stopped_answer(client, token, chat, messages=2 * (attempt + 1),
                                                   within=stopped_at + 1.0 - time.monotonic())
-                assert message["status"] == "stopped", message
+                assert message["status"] == "stopped" and message["id"] == done["message_id"], message
                 seen = "".join(tokens).strip()
                 assert message["content"].startswith(seen), (message["content"], seen)
                 assert STUB_REPLY.startswith(message["content"])
@@ -381,6 +390,32 @@ def test_stop_ends_the_turn_keeps_the_partial_answer_and_frees_the_thread(slow_s
         messages = conversation(client, token, chat)["messages"]
         assert len(messages) == 8 and messages[-1]["id"] == done["message_id"]
         assert [m["status"] for m in messages if m["role"] == "assistant"] == ["stopped"] * 3 + ["complete"]
+
+
+def test_stop_ends_the_turn_with_a_stopped_done_naming_the_partial_answer(slow_stack):
+    # Privia's frontend ends a turn on `done` or `error` only: without one it spins forever.
+    with slow_stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        ws = connect(slow_stack, token)
+        try:
+            send(ws, {"question": "a long answer, then stop"})
+            turn = Turn(tokens=tokens_until(ws, 1))
+            send(ws, {"type": "stop"})
+            finish_turn(ws, timeout=3, turn=turn)
+            # The socket takes the next question at once.
+            after = run_turn(ws, {"question": "and a whole one", "conversation_id": turn.end.get("conversation_id")})
+        finally:
+            ws.close()
+        done = turn.end
+        assert done["type"] == "done" and done["status"] == "stopped" and done["stopped"] is True, done
+        assert done["mode"] == "stub" and done["conversation_id"] and done["message_id"], done
+        saved = conversation(client, token, done["conversation_id"])["messages"]
+        assert [(m["role"], m["status"]) for m in saved[:2]] == [("user", "complete"), ("assistant", "stopped")]
+        assert saved[1]["id"] == done["message_id"]
+        # The client saw exactly what was kept: the tokens that came before `done`.
+        assert saved[1]["content"] == turn.answer.strip() and STUB_REPLY.startswith(turn.answer), turn.answer
+        assert len(turn.answer) < len(STUB_REPLY) / 2, "the generation ran on after stop"
+        assert assert_done(after)["status"] == "complete"
 
 
 @pytest.mark.parametrize("how", ["close frame", "dropped connection"])
@@ -477,10 +512,45 @@ def test_a_turn_in_one_tab_reaches_the_users_other_tabs_and_nobody_else(stack):
             deleted = events_until(other_tab, "conversation.deleted")["conversation.deleted"]
             assert deleted["conversation_id"] == chat
 
-            # Everything above reached the other tab; none of it reached another user.
-            assert receive(strangers_tab, 0.3) is None
+            # Everything above reached the other tab; none of it reached another user. Events go
+            # out in the order they happened: the stranger's own next one comes first.
+            own = client.post("/api/conversations", headers=bearer(stranger), json={}).json()["id"]
+            first = events_until(strangers_tab, "conversation.created")
+            assert list(first) == ["conversation.created"], first
+            assert first["conversation.created"]["conversation"]["id"] == own, first
         finally:
             for ws in (tab, other_tab, strangers_tab):
+                ws.close()
+
+
+def test_what_the_other_tabs_see_of_a_first_question(stack):
+    """A first question with no conversation to go to makes one already titled, counting it: one
+    `conversation.created`. After "new chat" opened an empty one, the first question goes there
+    and gives it its title: `conversation.renamed`."""
+    with stack.client() as client:
+        token, _ = sign_up_and_in(client)
+        tab, other_tab = connect(stack, token), connect(stack, token)
+        try:
+            assert_open(other_tab)  # signed in, so the events reach it
+            first = assert_done(run_turn(tab, {"question": "Plan the team offsite"}))
+            seen = events_until(other_tab, "message.finished")
+            assert list(seen) == ["conversation.created", "message.finished"], seen
+            created = seen["conversation.created"]["conversation"]
+            assert (created["id"], created["title"], created["status"], created["message_count"]) == (
+                first["conversation_id"], "Plan the team offsite", "active", 1), created
+
+            empty = client.post("/api/conversations", headers=bearer(token), json={}).json()
+            created = events_until(other_tab, "conversation.created")["conversation.created"]["conversation"]
+            assert created["id"] == empty["id"] and created["status"] == "empty", created
+            second = assert_done(run_turn(tab, {"question": "Book the venue"}))
+            assert second["conversation_id"] == empty["id"]
+            seen = events_until(other_tab, "message.finished")
+            assert list(seen) == ["conversation.renamed", "message.finished"], seen
+            renamed = seen["conversation.renamed"]
+            assert renamed["conversation_id"] == empty["id"] and renamed["title"] == "Book the venue", renamed
+            assert seen["message.finished"]["message_id"] == second["message_id"]
+        finally:
+            for ws in (tab, other_tab):
                 ws.close()
 
 

@@ -10,17 +10,19 @@ import Foundation
 final class AccountsEpoch: @unchecked Sendable {
     private let counter: UnsafeAtomic<UInt64>
 
-    /// Nil when the file cannot be opened or mapped (a read-only directory, an in-memory
-    /// database): then nothing is cached and every request asks the database.
+    /// Nil when the file cannot be opened, given its disk block or mapped (a read-only directory,
+    /// a full disk, an in-memory database): then nothing is cached and every request asks the database.
     init?(databasePath: String) {
         guard databasePath != ":memory:" else { return nil }
         let size = MemoryLayout<UInt64>.size
         let descriptor = open(databasePath + "-accounts", O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard descriptor >= 0 else { return nil }
         defer { close(descriptor) }
-        // Growing a short file fills it with zeros; a file already this long keeps its count.
-        var status = stat()
-        guard fstat(descriptor, &status) == 0, status.st_size >= size || ftruncate(descriptor, off_t(size)) == 0,
+        // The word's disk block is allocated now, not at the first touch of the mapping: a file
+        // grown by ftruncate has none, and touching a mapped hole on a full disk is SIGBUS, which
+        // killed every worker that authenticated a request. A short file grows with zeros; a file
+        // already this long keeps its count (and gets a block if it had only a hole).
+        guard posix_fallocate(descriptor, 0, off_t(size)) == 0,
               let memory = mmap(nil, size, PROT_READ | PROT_WRITE, MAP_SHARED, descriptor, 0), memory != MAP_FAILED
         else { return nil }
         // Mapped for the life of the process: the counter is never unmapped.

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// Password hashing with PBKDF2-HMAC-SHA256 from OpenSSL, in a self-describing format
 /// `pbkdf2_sha256$<iterations>$<salt hex>$<hash hex>` so the cost can rise later: a hash made
 /// with fewer iterations (or in Privia's legacy format) verifies, then reports `needsRehash`.

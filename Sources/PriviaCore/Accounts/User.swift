@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// A person with an account.
 public struct User: Equatable, Sendable {
     public var id: String
@@ -15,4 +17,6 @@ public struct AuthenticatedUser: Sendable {
     public var user: User
     public var tokenID: String
     public var tokenExpiresAt: Int
+    /// The browser session the token belongs to, if it was issued to one.
+    public var sessionID: String?
 }

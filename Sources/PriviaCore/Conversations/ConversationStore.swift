@@ -1,5 +1,5 @@
 import Foundation
-import PriviaEngines
+import PriviaSupport
 
 /// A user's conversations and their messages. Every call takes the owner's id, and anything
 /// the owner does not own is `notFound`, exactly as if it did not exist.
@@ -13,11 +13,11 @@ public final class ConversationStore: Sendable {
         self.database = database
     }
 
-    /// `message_count` is kept on the row (migration 0005): the chat service adds to it as it
+    /// `message_count` is kept on the row (migration 0005): the turn store adds to it as it
     /// inserts messages, triggers take deletes and moves into account.
     static let summaryColumns = "c.id, c.title, c.status, c.created_at, c.updated_at, c.message_count"
     static func summary(_ row: SQLRow) -> ConversationSummary {
-        ConversationSummary(id: row.string(0), title: row.string(1), status: row.string(2), createdAt: row.string(3),
+        ConversationSummary(id: row.string(0), title: row.string(1), status: ConversationStatus(stored: row.string(2)), createdAt: row.string(3),
                             updatedAt: row.string(4), messageCount: row.int(5))
     }
 
@@ -54,7 +54,7 @@ public final class ConversationStore: Sendable {
         if let existing = try empty(db, userID: userID) { return (existing, false) }
         let cleaned = try title.map(Self.validTitle) ?? Self.defaultTitle
         let now = StoredTime.now()
-        let summary = ConversationSummary(id: newID(), title: cleaned, status: "empty", createdAt: now, updatedAt: now, messageCount: 0)
+        let summary = ConversationSummary(id: newID(), title: cleaned, status: .empty, createdAt: now, updatedAt: now, messageCount: 0)
         try db.run("INSERT INTO conversations (id, user_id, title, created_at, updated_at, status) VALUES (?, ?, ?, ?, ?, 'empty')",
                    [summary.id, userID, summary.title, now, now])
         try WorkspaceEvents.record(db, userID: userID, kind: "conversation.created", payload: ["conversation": summary.json])
@@ -71,7 +71,7 @@ public final class ConversationStore: Sendable {
     /// counting that message from its first row, so the user's other tabs get one
     /// `conversation.created` with its title, and no rename after it.
     public func start(_ db: SQLiteConnection, userID: String, title: String, at now: String) throws -> ConversationSummary {
-        let summary = ConversationSummary(id: newID(), title: title, status: "active", createdAt: now, updatedAt: now, messageCount: 1)
+        let summary = ConversationSummary(id: newID(), title: title, status: .active, createdAt: now, updatedAt: now, messageCount: 1)
         try db.run("INSERT INTO conversations (id, user_id, title, created_at, updated_at, status, message_count) VALUES (?, ?, ?, ?, ?, 'active', 1)",
                    [summary.id, userID, summary.title, now, now])
         try WorkspaceEvents.record(db, userID: userID, kind: "conversation.created", payload: ["conversation": summary.json])
@@ -84,7 +84,7 @@ public final class ConversationStore: Sendable {
     ///
     /// The rows are written straight into JSON, with no `String` or `ConversationSummary` per
     /// conversation on the way: the list is the API's most frequent answer, and making those
-    /// took about a tenth of its CPU.
+    /// was a visible share of its CPU.
     public func listJSON(userID: String, limit: Int? = nil, cursor: String? = nil) throws -> (json: [UInt8], nextCursor: String?) {
         var sql = "SELECT \(Self.summaryColumns) FROM conversations c WHERE c.user_id = ?"
         var arguments: [SQLBindable] = [userID]
@@ -147,8 +147,9 @@ public final class ConversationStore: Sendable {
         let sources = row.optionalString(5).flatMap { text in
             text == "[]" ? [] : (try? JSONParser.parse(text))?.arrayValue?.compactMap(\.stringValue)
         }
-        return Message(id: row.string(0), role: row.string(1), content: row.string(2), timestamp: row.string(3),
-                       mode: row.optionalString(4), sources: sources, model: row.optionalString(6), status: row.string(7))
+        return Message(id: row.string(0), role: MessageRole(stored: row.string(1)), content: row.string(2), timestamp: row.string(3),
+                       mode: row.optionalString(4).flatMap(AnswerMode.init(rawValue:)), sources: sources, model: row.optionalString(6),
+                       status: MessageStatus(stored: row.string(7)))
     }
 
     /// A conversation with all its messages, in the order they were written.
@@ -159,14 +160,6 @@ public final class ConversationStore: Sendable {
                                       [id], Self.message)
             return ConversationDetail(summary: summary, messages: messages)
         }
-    }
-
-    /// The roles and texts of the last `limit` messages, oldest first: the history an engine sees.
-    /// Read newest first, as the index gives them, and turned round here: sorting them back in
-    /// SQL copied every text into a temporary b-tree.
-    public func history(_ db: SQLiteConnection, conversationID: String, limit: Int) throws -> [ChatMessage] {
-        try db.all("SELECT role, content FROM messages WHERE conversation_id = ? ORDER BY rowid DESC LIMIT ?",
-                   [conversationID, limit]) { ChatMessage(role: $0.string(0), content: $0.string(1)) }.reversed()
     }
 
     static func validTitle(_ raw: String) throws -> String {

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// Records what changed in a user's workspace so the relay can push it to every open socket
 /// of that user (two tabs never disagree). Written inside the change's own transaction.
 public enum WorkspaceEvents {

@@ -11,10 +11,14 @@ public final class Database: @unchecked Sendable {
     private var open = 0
     private let maxConnections: Int
     private let groupCommit: GroupCommit
+    /// Whether writes have room on disk; every write's outcome updates it.
+    public let storage: StorageSpace
 
-    public init(path: String, maxConnections: Int = 16) throws {
+    /// `storage` measures the free space of `path`'s filesystem unless one is given.
+    public init(path: String, maxConnections: Int = 16, storage: StorageSpace? = nil) throws {
         self.path = path
         self.maxConnections = max(1, maxConnections)
+        self.storage = storage ?? StorageSpace(path: path)
         groupCommit = GroupCommit(databasePath: path)
         // Open one connection now so a bad path fails at start-up, not at the first request.
         idle.append(try SQLiteConnection(path: path))
@@ -38,7 +42,14 @@ public final class Database: @unchecked Sendable {
     /// while this one waits. Do not nest: a write inside `body` uses `body`'s connection.
     @discardableResult
     public func write<T>(_ body: (SQLiteConnection) throws -> T) throws -> T {
-        try groupCommit.write(body)
+        do {
+            let result = try groupCommit.write(body)
+            storage.writeSucceeded()
+            return result
+        } catch let error as SQLiteError where error.isStorageFull {
+            storage.writeFailedForSpace()
+            throw error
+        }
     }
 
     private func borrow() throws -> SQLiteConnection {

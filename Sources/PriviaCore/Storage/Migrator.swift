@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// One numbered SQL file from `Migrations/`.
 public struct Migration: Sendable {

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// A database made by Privia's Python backend is upgraded in place by the same migrations as
 /// a new one (0001 matches its tables). This check refuses one at an Alembic revision other
 /// than the last, whose tables would not match.

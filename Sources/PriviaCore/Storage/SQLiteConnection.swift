@@ -5,12 +5,26 @@ import Foundation
 public struct SQLiteError: Error, CustomStringConvertible, Sendable {
     public let code: Int32
     public let message: String
-    public var description: String { "SQLite error \(code): \(message)" }
+    /// The operating system's error number behind an I/O failure (`sqlite3_system_errno`), else 0.
+    public let systemErrno: Int32
+    public var description: String { "SQLite error \(code): \(message)" + (systemErrno == 0 ? "" : " (errno \(systemErrno))") }
+
+    public init(code: Int32, message: String, systemErrno: Int32 = 0) {
+        self.code = code
+        self.message = message
+        self.systemErrno = systemErrno
+    }
 
     /// SQLITE_CONSTRAINT and its extended codes: a unique or foreign-key rule said no.
     public var isConstraintViolation: Bool { code & 0xff == SQLITE_CONSTRAINT }
     /// SQLITE_BUSY / SQLITE_LOCKED: another writer held the database past the busy timeout.
     public var isBusy: Bool { code & 0xff == SQLITE_BUSY || code & 0xff == SQLITE_LOCKED }
+    /// The disk (or the user's quota) has no room left: SQLITE_FULL, which SQLite reports when a
+    /// write to the database or its WAL meets ENOSPC, or an I/O error whose cause was the same
+    /// (growing the -shm file on a full disk answers SQLITE_IOERR_SHMSIZE).
+    public var isStorageFull: Bool {
+        code & 0xff == SQLITE_FULL || (code & 0xff == SQLITE_IOERR && (systemErrno == ENOSPC || systemErrno == EDQUOT))
+    }
 }
 
 /// A value bound to a statement parameter.
@@ -80,7 +94,7 @@ public final class SQLiteConnection {
     private(set) var walFrames = 0
 
     /// Opens (creating if needed) the database file and applies the per-connection pragmas
-    /// that PLATFORM-NOTES.md lists: WAL, foreign keys, busy timeout, synchronous=NORMAL.
+    /// every process of the stack relies on: WAL, foreign keys, busy timeout, synchronous=NORMAL.
     public init(path: String, busyTimeoutMilliseconds: Int32 = 5000) throws {
         Self.configureLibrary
         let flags = SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX
@@ -114,7 +128,12 @@ public final class SQLiteConnection {
     }
 
     private func error(_ rc: Int32) -> SQLiteError {
-        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)))
+        SQLiteError(code: rc, message: String(cString: sqlite3_errmsg(handle)), systemErrno: systemErrno(rc))
+    }
+
+    /// The errno behind an I/O failure; SQLite keeps the last one and does not clear it for other errors.
+    private func systemErrno(_ rc: Int32) -> Int32 {
+        rc & 0xff == SQLITE_IOERR || rc & 0xff == SQLITE_CANTOPEN ? sqlite3_system_errno(handle) : 0
     }
 
     /// Runs one or more statements that return no rows (a migration script, a pragma).
@@ -124,7 +143,7 @@ public final class SQLiteConnection {
         if rc != SQLITE_OK {
             let text = message.map { String(cString: $0) } ?? "error \(rc)"
             sqlite3_free(message)
-            throw SQLiteError(code: rc, message: text)
+            throw SQLiteError(code: rc, message: text, systemErrno: systemErrno(rc))
         }
     }
 
@@ -144,10 +163,21 @@ public final class SQLiteConnection {
             switch argument.sqlValue {
             case .integer(let value): rc = sqlite3_bind_int64(statement, index, value)
             case .real(let value): rc = sqlite3_bind_double(statement, index, value)
-            case .text(let value): rc = sqlite3_bind_text(statement, index, value, -1, SQLITE_TRANSIENT)
+            case .text(let value): rc = Self.bindText(value, to: statement, at: index)
             case .null: rc = sqlite3_bind_null(statement, index)
             }
             guard rc == SQLITE_OK else { throw error(rc) }
+        }
+    }
+
+    /// Binds text by its length in bytes: passed as a C string it would end at its first U+0000.
+    private static func bindText(_ value: String, to statement: OpaquePointer, at index: Int32) -> Int32 {
+        var text = value
+        return text.withUTF8 { utf8 in
+            guard let base = utf8.baseAddress, !utf8.isEmpty else { return sqlite3_bind_text(statement, index, "", 0, SQLITE_TRANSIENT) }
+            return base.withMemoryRebound(to: CChar.self, capacity: utf8.count) {
+                sqlite3_bind_text64(statement, index, $0, sqlite3_uint64(utf8.count), SQLITE_TRANSIENT, UInt8(SQLITE_UTF8))
+            }
         }
     }
 

@@ -5,8 +5,8 @@ import Foundation
 /// A pool worker has hundreds of threads so that held streams and writes waiting for their
 /// batch each keep one. But when sixty-four requests in flight all work at once, the kernel
 /// shares two cores among sixty-four threads and nginx's: each request gets a slice, is
-/// preempted, and waits for its next slice behind all the others, so a request of 150 µs of
-/// work now and then takes tens of milliseconds. Here at most `limit` threads work at once;
+/// preempted, and waits for its next slice behind all the others, so a short request now and
+/// then takes many times its own work. Here at most `limit` threads work at once;
 /// the others wait in line, and requests finish in about the order they came.
 ///
 /// A thread takes a place with `begin()` before it accepts a request and keeps it for the
@@ -41,6 +41,9 @@ public final class ActiveThreads: @unchecked Sendable {
 
     /// Threads holding a place now.
     public var workingNow: Int { lock.withLock { working } }
+
+    /// Threads waiting for a place now: coming back from a wait, and about to accept a request.
+    var waitingNow: (returning: Int, starting: Int) { lock.withLock { (returning.count, starting.count) } }
 
     // MARK: The current thread
 

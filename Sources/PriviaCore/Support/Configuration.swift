@@ -1,8 +1,9 @@
 import Foundation
+import PriviaSupport
 
 /// How Privia is configured: environment variables, documented in README.md with these defaults.
 public struct Configuration: Sendable {
-    public enum Environment: String, Sendable { case development, production }
+    public enum Environment: String, Sendable, CaseIterable { case development, production }
 
     public var environment: Environment
     public var dataDirectory: String
@@ -23,67 +24,74 @@ public struct Configuration: Sendable {
     public var maxRequestsPerWorker: Int
     /// Per-user daily limits on tokens and on estimated cost (in the catalog's currency); 0 = none.
     public var budget: UsageBudget
+    /// Lifetimes of browser sessions' tokens.
+    public var sessionPolicy: SessionPolicy
+    /// PRIVIA_ALLOWED_ORIGINS, normalized: the pages whose cookie-authenticated requests may change things.
+    public var allowedOrigins: Set<String>
 
     public var databasePath: String { dataDirectory + "/privia.db" }
     public var socketPath: String { dataDirectory + "/run/privia-fcgi.sock" }
     public var secretKeyPath: String { dataDirectory + "/secret_key" }
 
+    /// The group owning the FastCGI socket (mode 0660), so nginx's user can reach it; nil: the
+    /// pool's own group.
+    public var listenGroup: String?
+    /// Every setting as it was read, for `privia check-config`.
+    public var effectiveSettings: [EnvironmentSettings.Entry] = []
+
     /// Reads the configuration from `environment`, applying defaults.
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> Configuration {
-        let environment = Environment(rawValue: env["PRIVIA_ENV"] ?? "development")
-        guard let environment else {
-            throw ConfigurationError("PRIVIA_ENV must be 'development' or 'production', not '\(env["PRIVIA_ENV"]!)'")
-        }
-        let dataDirectory = absolute(env["PRIVIA_DATA_DIR"] ?? "./var")
-        func int(_ name: String, _ fallback: Int, _ range: ClosedRange<Int>) throws -> Int {
-            guard let raw = env[name], !raw.isEmpty else { return fallback }
-            guard let value = Int(raw), range.contains(value) else {
-                throw ConfigurationError("\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not '\(raw)'")
-            }
-            return value
-        }
-        func decimal(_ name: String) throws -> Double {
-            guard let raw = env[name], !raw.isEmpty else { return 0 }
-            guard let value = Double(raw), value >= 0, value.isFinite else {
-                throw ConfigurationError("\(name) must be a non-negative number, not '\(raw)'")
-            }
-            return value
-        }
-        let workers = try int("PRIVIA_WORKERS", 1, 1...64)
-        let config = Configuration(
+        try from(EnvironmentSettings(env))
+    }
+
+    public static func from(_ settings: EnvironmentSettings) throws -> Configuration {
+        let environment = try settings.choice("PRIVIA_ENV", default: Environment.development)
+        let dataDirectory = settings.path("PRIVIA_DATA_DIR", default: "./var")
+        let workers = try settings.int("PRIVIA_WORKERS", default: 1, in: 1...64)
+        var config = Configuration(
             environment: environment,
             dataDirectory: dataDirectory,
-            secretKey: try resolveSecret(env: env, environment: environment, dataDirectory: dataDirectory),
-            migrationsDirectory: env["PRIVIA_MIGRATIONS_DIR"] ?? defaultMigrationsDirectory(),
+            secretKey: try resolveSecret(try settings.secret("PRIVIA_SECRET_KEY"), environment: environment,
+                                         dataDirectory: dataDirectory),
+            migrationsDirectory: settings.path("PRIVIA_MIGRATIONS_DIR", default: defaultMigrationsDirectory()),
             workers: workers,
-            threads: try int("PRIVIA_THREADS", 512, 1...4096),
-            activeThreads: try int("PRIVIA_ACTIVE_THREADS",
-                                   defaultActiveThreads(workers: workers, cores: ProcessInfo.processInfo.activeProcessorCount),
-                                   1...4096),
-            threadIdleSeconds: try int("PRIVIA_THREAD_IDLE_SECONDS", 10, 1...86_400),
-            stubDelayMilliseconds: try int("PRIVIA_STUB_DELAY_MS", 0, 0...60_000),
-            oauthExchangeSecret: env["PRIVIA_OAUTH_EXCHANGE_SECRET"].flatMap { $0.isEmpty ? nil : $0 },
-            passwordIterations: try int("PRIVIA_PASSWORD_ITERATIONS", PasswordHasher.defaultIterations,
-                                        PasswordHasher.defaultIterations...10_000_000),
-            graceSeconds: try int("PRIVIA_GRACE_SECONDS", 30, 0...3600),
-            heartbeatSeconds: Double(try int("PRIVIA_HEARTBEAT_MS", 15_000, 50...300_000)) / 1000,
-            maxRequestsPerWorker: try int("PRIVIA_MAX_REQUESTS", 0, 0...Int.max),
-            budget: UsageBudget(dailyTokens: try int("PRIVIA_DAILY_TOKEN_LIMIT", 0, 0...Int.max),
-                                dailyCost: try decimal("PRIVIA_DAILY_COST_LIMIT"))
+            threads: try settings.int("PRIVIA_THREADS", default: 512, in: 1...4096),
+            activeThreads: try settings.int("PRIVIA_ACTIVE_THREADS",
+                                            default: defaultActiveThreads(workers: workers, cores: ProcessInfo.processInfo.activeProcessorCount),
+                                            in: 1...4096),
+            threadIdleSeconds: try settings.int("PRIVIA_THREAD_IDLE_SECONDS", default: 10, in: 1...86_400),
+            stubDelayMilliseconds: try settings.int("PRIVIA_STUB_DELAY_MS", default: 0, in: 0...60_000),
+            oauthExchangeSecret: try settings.secret("PRIVIA_OAUTH_EXCHANGE_SECRET"),
+            passwordIterations: try settings.int("PRIVIA_PASSWORD_ITERATIONS", default: PasswordHasher.defaultIterations,
+                                                 in: PasswordHasher.defaultIterations...10_000_000),
+            graceSeconds: try settings.int("PRIVIA_GRACE_SECONDS", default: 30, in: 0...3600),
+            heartbeatSeconds: Double(try settings.int("PRIVIA_HEARTBEAT_MS", default: 15_000, in: 50...300_000)) / 1000,
+            maxRequestsPerWorker: try settings.int("PRIVIA_MAX_REQUESTS", default: 0, in: 0...Int.max),
+            budget: UsageBudget(dailyTokens: try settings.int("PRIVIA_DAILY_TOKEN_LIMIT", default: 0, in: 0...Int.max),
+                                dailyCost: try settings.decimal("PRIVIA_DAILY_COST_LIMIT", default: 0)),
+            sessionPolicy: SessionPolicy(
+                accessTokenLifetime: 60 * (try settings.int("PRIVIA_BROWSER_TOKEN_MINUTES", default: 15, in: 1...1440)),
+                refreshTokenLifetime: 86400 * (try settings.int("PRIVIA_REFRESH_TOKEN_DAYS", default: 30, in: 1...365))),
+            allowedOrigins: Set((settings.string("PRIVIA_ALLOWED_ORIGINS") ?? "").split(separator: ",")
+                .map { normalizedOrigin(String($0)) }.filter { !$0.isEmpty }),
+            listenGroup: settings.string("PRIVIA_LISTEN_GROUP")
         )
+        config.effectiveSettings = settings.entries
         return config
+    }
+
+    /// An origin as browsers send it in `Origin`: no spaces, lower case, no trailing slash.
+    public static func normalizedOrigin(_ origin: String) -> String {
+        var origin = origin.trimmingCharacters(in: .whitespaces).lowercased()
+        while origin.hasSuffix("/") { origin.removeLast() }
+        return origin
     }
 
     /// About four threads per core at work across all workers, at least two per worker: 8 for
     /// one worker on two cores. Fewer left cores idle while a batch committed; many more let
-    /// the kernel time-slice requests and stretch the tail (bench/README.md, tuning knobs).
+    /// the kernel time-slice requests and stretch the tail (README.md, Tuning).
     public static func defaultActiveThreads(workers: Int, cores: Int) -> Int {
         max(2, 4 * max(1, cores) / max(1, workers))
-    }
-
-    private static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        return FileManager.default.currentDirectoryPath + "/" + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
     }
 
     private static func defaultMigrationsDirectory() -> String {
@@ -97,10 +105,10 @@ public struct Configuration: Sendable {
         "dev-secret-key", "development-secret", "supersecret", "privia", "password",
     ]
 
-    /// `PRIVIA_SECRET_KEY`, else the key kept in the data directory. Production requires the
-    /// variable and refuses a short or well-known key.
-    static func resolveSecret(env: [String: String], environment: Environment, dataDirectory: String) throws -> String {
-        if let key = env["PRIVIA_SECRET_KEY"], !key.isEmpty {
+    /// `PRIVIA_SECRET_KEY` (or its file), else the key kept in the data directory. Production
+    /// requires the setting and refuses a short or well-known key.
+    static func resolveSecret(_ configured: String?, environment: Environment, dataDirectory: String) throws -> String {
+        if let key = configured {
             if wellKnownKeys.contains(key.lowercased()) {
                 throw ConfigurationError("PRIVIA_SECRET_KEY is a well-known example value; generate one with `openssl rand -hex 32`")
             }
@@ -137,10 +145,4 @@ func loadOrCreateSecret(at path: String) throws -> String {
         usleep(20_000)  // another process is writing it right now
     }
     throw ConfigurationError("the secret key file \(path) is unreadable or shorter than 32 characters")
-}
-
-/// A configuration the server refuses to start with; the message says how to fix it.
-public struct ConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }

@@ -1,14 +1,6 @@
-import Foundation
+import Logging
+import PriviaSupport
 
-/// Structured log lines for process events (start, stop, worker restarts).
-public enum ProcessLog {
-    public static func info(_ message: String, _ fields: [(String, JSON)] = []) { emit("info", message, fields) }
-    public static func error(_ message: String, _ fields: [(String, JSON)] = []) { emit("error", message, fields) }
-
-    static func emit(_ level: String, _ message: String, _ fields: [(String, JSON)]) {
-        var bytes = JSON.object([("ts", .string(Timestamp.now())), ("level", .string(level)), ("msg", .string(message)),
-                                 ("pid", .int(Int(getpid())))] + fields).encoded()
-        bytes.append(0x0a)
-        bytes.withUnsafeBufferPointer { _ = Glibc.write(2, $0.baseAddress, $0.count) }
-    }
-}
+/// The pool's process events (start, stop, worker restarts, failures), as JSON lines on stderr.
+/// The per-request line has its own writer (`RequestLog`), built for its rate.
+public let processLog = Logger.privia("privia-fcgi")

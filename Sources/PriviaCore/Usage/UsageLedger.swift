@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// One generation's cost, as recorded in `usage_events`.
 public struct UsageEvent: Sendable {
@@ -12,12 +13,12 @@ public struct UsageEvent: Sendable {
     public var estimated: Bool
     public var latencyMilliseconds: Int
     public var timeToFirstTokenMilliseconds: Int?
-    public var status: String
+    public var status: MessageStatus
     public var cost: Double
 
     public init(userID: String, conversationID: String?, messageID: String?, provider: String, model: String,
                 inputTokens: Int, outputTokens: Int, estimated: Bool, latencyMilliseconds: Int,
-                timeToFirstTokenMilliseconds: Int?, status: String, cost: Double) {
+                timeToFirstTokenMilliseconds: Int?, status: MessageStatus, cost: Double) {
         self.userID = userID
         self.conversationID = conversationID
         self.messageID = messageID
@@ -54,14 +55,14 @@ public struct UsageLedger: Sendable {
         self.budget = budget
     }
 
-    public func record(_ event: UsageEvent, in db: SQLiteConnection) throws {
+    public static func record(_ event: UsageEvent, in db: SQLiteConnection) throws {
         try db.run("""
             INSERT INTO usage_events (user_id, conversation_id, message_id, provider, model, input_tokens, output_tokens,
               estimated, latency_ms, time_to_first_token_ms, status, cost, created_at)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """, [event.userID, event.conversationID, event.messageID, event.provider, event.model, event.inputTokens,
                   event.outputTokens, event.estimated, event.latencyMilliseconds, event.timeToFirstTokenMilliseconds,
-                  event.status, event.cost, StoredTime.now()])
+                  event.status.rawValue, event.cost, StoredTime.now()])
     }
 
     /// The start of the current UTC day in stored form, and how long until the next one.

@@ -1,4 +1,4 @@
-import Foundation
+import PriviaSupport
 
 /// Reads an OpenAI-compatible `chat/completions` stream (`stream: true`) as it arrives:
 /// `data: {chunk}` events carrying `choices[0].delta.content`, a `finish_reason`, the usage
@@ -6,15 +6,15 @@ import Foundation
 ///
 /// A value type fed with bytes; the engine hands the content it returns to the sink.
 struct ChatCompletionStream: Sendable {
-    private var events = ServerSentEventParser()
+    private var events = SSEParser()
     /// The model the provider says answered (OpenRouter names the routed model here).
     private(set) var model: String?
     private(set) var usage: TokenUsage?
     private(set) var finishReason: String?
     /// True once `data: [DONE]` arrived; later bytes are ignored.
     private(set) var sawDone = false
-    /// Set when the stream turned bad (a malformed chunk, an error the provider sent in-stream);
-    /// the engine aborts the transfer and throws it. Later bytes are ignored.
+    /// Set when the stream turned bad (a malformed chunk or line, an error the provider sent
+    /// in-stream); the engine aborts the transfer and throws it. Later bytes are ignored.
     private(set) var failure: EngineError?
 
     /// True when the stream ended properly: `[DONE]`, or at least a `finish_reason`.
@@ -23,8 +23,15 @@ struct ChatCompletionStream: Sendable {
     /// Feeds the next bytes; returns the content deltas they completed, in order (possibly none).
     mutating func feed<Bytes: Sequence>(_ bytes: Bytes) -> [String] where Bytes.Element == UInt8 {
         guard !sawDone, failure == nil else { return [] }
+        let completed: [SSEEvent]
+        do {
+            completed = try events.feed(bytes)
+        } catch {
+            failure = EngineError(.provider, "the provider's stream has a line or event too large", retryable: true)
+            return []
+        }
         var deltas: [String] = []
-        for event in events.feed(bytes) {
+        for event in completed {
             guard !sawDone, failure == nil else { break }
             if let delta = handle(event) { deltas.append(delta) }
         }
@@ -34,7 +41,7 @@ struct ChatCompletionStream: Sendable {
     /// Called when the body ended: a last event sent without its blank line still counts, unless
     /// it is unreadable (then the body was cut, which `isComplete` reports).
     mutating func finish() -> [String] {
-        guard !sawDone, failure == nil, let event = events.finish() else { return [] }
+        guard !sawDone, failure == nil, let event = try? events.finish() else { return [] }
         var probe = self
         let delta = probe.handle(event)
         guard probe.failure == nil else { return [] }
@@ -42,82 +49,50 @@ struct ChatCompletionStream: Sendable {
         return delta.map { [$0] } ?? []
     }
 
-    private mutating func handle(_ event: ServerSentEvent) -> String? {
-        let data = event.data.trimmingCharacters(in: .whitespaces)
+    private mutating func handle(_ event: SSEEvent) -> String? {
+        let data = event.data.trimmingWhiteSpace
         if data == "[DONE]" {
             sawDone = true
             return nil
         }
-        let chunk: ChatCompletionChunk
-        do {
-            chunk = try JSONDecoder().decode(ChatCompletionChunk.self, from: Data(data.utf8))
-        } catch {
+        guard let chunk = try? JSONParser.parse(data), case .object = chunk else {
             failure = EngineError(.provider, "malformed chunk from the provider", retryable: true)
             return nil
         }
-        if let error = chunk.error {
+        if let error = chunk["error"], !error.isNull {
             // OpenRouter and others report failures found after the 200 as an in-stream error chunk.
-            failure = EngineError(.provider, "the provider failed mid-stream: " + (error.message ?? "unknown error"), retryable: true)
+            let message = ProviderErrorBody.message(of: error) ?? "unknown error"
+            failure = EngineError(.provider, "the provider failed mid-stream: " + message, retryable: true)
             return nil
         }
-        if event.name == "error" {
+        if event.type == "error" {
             failure = EngineError(.provider, "the provider failed mid-stream", retryable: true)
             return nil
         }
-        if let model = chunk.model, !model.isEmpty { self.model = model }
-        if let usage = chunk.usage, let input = usage.promptTokens, let output = usage.completionTokens {
+        if let model = chunk["model"]?.stringValue, !model.isEmpty { self.model = model }
+        if let usage = chunk["usage"], let input = usage["prompt_tokens"]?.intValue,
+           let output = usage["completion_tokens"]?.intValue {
             self.usage = TokenUsage(inputTokens: input, outputTokens: output, estimated: false)
         }
-        guard let choice = chunk.choices?.first(where: { ($0.index ?? 0) == 0 }) else { return nil }
-        if let reason = choice.finishReason { finishReason = reason }
-        guard let content = choice.delta?.content, !content.isEmpty else { return nil }
+        guard let choice = chunk["choices"]?.arrayValue?.first(where: { ($0["index"]?.intValue ?? 0) == 0 }) else { return nil }
+        if let reason = choice["finish_reason"]?.stringValue { finishReason = reason }
+        guard let content = choice["delta"]?["content"]?.stringValue, !content.isEmpty else { return nil }
         return content
     }
 }
 
-/// The parts of a `chat.completion.chunk` Privia reads; everything else is ignored.
-struct ChatCompletionChunk: Decodable {
-    struct Choice: Decodable {
-        struct Delta: Decodable { var content: String? }
-        var index: Int?
-        var delta: Delta?
-        var finishReason: String?
-        enum CodingKeys: String, CodingKey { case index, delta, finishReason = "finish_reason" }
-    }
-    struct Usage: Decodable {
-        var promptTokens: Int?
-        var completionTokens: Int?
-        enum CodingKeys: String, CodingKey { case promptTokens = "prompt_tokens", completionTokens = "completion_tokens" }
-    }
-    var model: String?
-    var choices: [Choice]?
-    var usage: Usage?
-    var error: ProviderErrorBody?
-}
-
 /// A provider's error, as `{"error": {"message": …}}` (OpenAI, OpenRouter, vLLM) or
 /// `{"error": "…"}` (Ollama, llama.cpp).
-struct ProviderErrorBody: Decodable {
-    var message: String?
-
-    private enum CodingKeys: String, CodingKey { case message }
-
-    init(from decoder: Decoder) throws {
-        if let text = try? decoder.singleValueContainer().decode(String.self) {
-            message = text
-        } else {
-            message = try? decoder.container(keyedBy: CodingKeys.self).decodeIfPresent(String.self, forKey: .message)
-        }
+enum ProviderErrorBody {
+    /// The message of an `error` member in either shape.
+    static func message(of error: JSON) -> String? {
+        error.stringValue ?? error["message"]?.stringValue
     }
 
     /// The message of an error response body, if it is one of the shapes above (or a bare `{"message": …}`).
     static func message(in body: [UInt8]) -> String? {
-        struct Envelope: Decodable {
-            var error: ProviderErrorBody?
-            var message: String?
-        }
-        guard let envelope = try? JSONDecoder().decode(Envelope.self, from: Data(body)) else { return nil }
-        let message = envelope.error?.message ?? envelope.message
+        guard let envelope = try? JSONParser.parse(body) else { return nil }
+        let message = envelope["error"].flatMap(message(of:)) ?? envelope["message"]?.stringValue
         return message.flatMap { $0.isBlank ? nil : $0 }
     }
 }

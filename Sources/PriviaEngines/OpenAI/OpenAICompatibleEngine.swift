@@ -16,7 +16,7 @@ public struct ProviderSecret: Sendable, CustomStringConvertible, CustomDebugStri
 /// Every wait is bounded: `connectTimeoutSeconds` to connect (DNS and TLS included),
 /// `idleTimeoutSeconds` without a byte (the provider stalled), `totalTimeoutSeconds` overall, and
 /// the sink is asked `keepGoing()` at least every 50 ms. Failures are `EngineError`s; one that
-/// comes after the first token carries the text produced so far in `partialContent`.
+/// comes after the first token leaves the text produced so far in the answer.
 public struct OpenAICompatibleEngine: ChatEngine {
     public struct Configuration: Sendable {
         /// Up to and including the version, e.g. `https://openrouter.ai/api/v1`; `/chat/completions` is appended.
@@ -31,10 +31,13 @@ public struct OpenAICompatibleEngine: ChatEngine {
         public var totalTimeoutSeconds: Double
         /// nil: libcurl's default, which honours `https_proxy`/`no_proxy`; "": never a proxy.
         public var proxy: String?
+        /// The certificate authorities (a PEM file) the provider's certificate must chain to,
+        /// e.g. a self-hosted server's private CA; nil: the system's.
+        public var caFile: String?
 
         public init(baseURL: String, apiKey: ProviderSecret? = nil, model: String, extraHeaders: [String: String] = [:],
                     connectTimeoutSeconds: Double = 10, idleTimeoutSeconds: Double = 30,
-                    totalTimeoutSeconds: Double = 600, proxy: String? = nil) {
+                    totalTimeoutSeconds: Double = 600, proxy: String? = nil, caFile: String? = nil) {
             self.baseURL = baseURL
             self.apiKey = apiKey
             self.model = model
@@ -43,6 +46,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
             self.idleTimeoutSeconds = idleTimeoutSeconds
             self.totalTimeoutSeconds = totalTimeoutSeconds
             self.proxy = proxy
+            self.caFile = caFile
         }
 
         var endpoint: String {
@@ -53,61 +57,67 @@ public struct OpenAICompatibleEngine: ChatEngine {
     }
 
     public let configuration: Configuration
+    /// Where the libcurl handles, and the connections they keep open, come from.
+    let handles: CurlHandlePool
 
     public init(_ configuration: Configuration) {
+        self.init(configuration, handles: .shared)
+    }
+
+    init(_ configuration: Configuration, handles: CurlHandlePool) {
         self.configuration = configuration
+        self.handles = handles
     }
 
     /// Streams one answer. Returns when the provider finished or the sink said stop (then with
     /// what was produced, and no error); throws `EngineError` otherwise.
     ///
-    /// A token the sink refused (returned false for) is not part of the result, as with the stub.
     /// `usage` is the provider's when it reported it, else `TokenEstimate`'s, marked `estimated`.
-    public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
-        let run = GenerationRun(sink: sink)
+    public func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
+        let run = GenerationRun(answer)
         let request = StreamingPost.Request(
             url: configuration.endpoint, headers: headers(), body: try requestBody(context),
             connectTimeoutSeconds: configuration.connectTimeoutSeconds, idleTimeoutSeconds: configuration.idleTimeoutSeconds,
-            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy)
-        sink.willWait()
-        let response = StreamingPost.perform(request, receiver: run)
+            totalTimeoutSeconds: configuration.totalTimeoutSeconds, proxy: configuration.proxy, caFile: configuration.caFile)
+        answer.willWait()
+        let response = StreamingPost.perform(request, receiver: run, handles: handles)
         let successful = (200..<300).contains(response.status)
 
         switch response.outcome {
         case .stoppedByReceiver:
             return result(run, context)
-        case .abortedByReceiver:
-            if run.stoppedBySink || run.stream.sawDone { return result(run, context) }
-            if let failure = run.stream.failure { throw run.failing(failure) }
+        case .endedByReceiver:
+            if answer.stopped || run.stream.sawDone { return result(run, context) }
+            if let failure = run.stream.failure { throw failure }
         case .stalled:
-            throw run.failing(EngineError(.provider, "the provider stalled (no data for \(Self.format(configuration.idleTimeoutSeconds)) s)", retryable: true))
+            throw EngineError(.provider, "the provider stalled (no data for \(Self.format(configuration.idleTimeoutSeconds)) s)", retryable: true)
         case .timedOut:
-            throw run.failing(EngineError(.provider, "the provider did not finish within \(Self.format(configuration.totalTimeoutSeconds)) s", retryable: true))
+            throw EngineError(.provider, "the provider did not finish within \(Self.format(configuration.totalTimeoutSeconds)) s", retryable: true)
         case .failed(_, let message):
             if successful {
-                throw run.failing(EngineError(.provider, "the connection to the provider dropped mid-answer (\(redact(message)))", retryable: true))
+                throw EngineError(.provider, "the connection to the provider dropped mid-answer (\(redact(message)))", retryable: true)
             }
             if response.status != 0 { throw httpError(response, body: run.errorBody) }  // cut while reading an error body
-            throw run.failing(EngineError(.provider, "could not reach the provider (\(redact(message)))", retryable: true))
+            throw EngineError(.provider, "could not reach the provider (\(redact(message)))", retryable: true)
         case .completed:
             break
         }
 
         guard successful else { throw httpError(response, body: run.errorBody) }
         for delta in run.stream.finish() {
-            guard run.deliver(delta) else { return result(run, context) }
+            guard answer.token(delta) else { return result(run, context) }
         }
-        if let failure = run.stream.failure { throw run.failing(failure) }
+        if let failure = run.stream.failure { throw failure }
         guard run.stream.isComplete else {
-            throw run.failing(EngineError(.provider, "the provider's answer ended before it was complete", retryable: true))
+            throw EngineError(.provider, "the provider's answer ended before it was complete", retryable: true)
         }
         return result(run, context)
     }
 
     private func result(_ run: GenerationRun, _ context: EngineContext) -> EngineResult {
         let usage = run.stream.usage ?? TokenUsage(inputTokens: TokenEstimate.tokens(in: context.history),
-                                                   outputTokens: TokenEstimate.tokens(in: run.produced), estimated: true)
-        return EngineResult(content: run.produced, sources: [], mode: "chat",
+                                                   outputTokens: TokenEstimate.tokens(in: run.answer.text), estimated: true)
+        return EngineResult(sources: [], mode: .chat,
                             model: run.stream.model ?? configuration.model, usage: usage)
     }
 
@@ -124,7 +134,7 @@ public struct OpenAICompatibleEngine: ChatEngine {
 
     private func requestBody(_ context: EngineContext) throws -> String {
         let body = ChatCompletionRequest(
-            model: configuration.model, messages: context.history.map { .init(role: $0.role, content: $0.content) },
+            model: configuration.model, messages: context.history.map { .init(role: $0.role.rawValue, content: $0.content) },
             stream: true, streamOptions: .init(includeUsage: true),
             temperature: context.temperature, maxTokens: context.maxTokens)
         let encoder = JSONEncoder()
@@ -209,52 +219,31 @@ struct ChatCompletionRequest: Encodable {
 }
 
 /// One generation's state as the response streams in: parses the body, hands content to the
-/// sink, keeps an error body for the error message.
+/// answer, keeps an error body for the error message.
 private final class GenerationRun: StreamingResponseReceiver {
     static let errorBodyLimit = 64 * 1024
 
-    let sink: GenerationSink
+    let answer: StreamedAnswer
     var stream = ChatCompletionStream()
-    var produced = ""
-    var deliveredAny = false
-    var stoppedBySink = false
     var errorBody: [UInt8] = []
 
-    init(sink: GenerationSink) { self.sink = sink }
+    init(_ answer: StreamedAnswer) { self.answer = answer }
 
-    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> Bool {
+    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> StreamingPost.Reception {
         guard (200..<300).contains(status) else {
             errorBody.append(contentsOf: bytes.prefix(max(0, Self.errorBodyLimit - errorBody.count)))
-            return true
+            return .more
         }
         for delta in stream.feed(bytes) {
-            guard deliver(delta) else { return false }
+            guard answer.token(delta) else { return .abort }
         }
-        // Stop reading at [DONE] (some servers keep the connection open after it) or at a bad chunk.
-        return !stream.sawDone && stream.failure == nil
+        // Stop at a bad chunk; at [DONE] (some servers keep the response open after it) the
+        // transport only lets the response end, so its connection can be reused.
+        if stream.failure != nil { return .abort }
+        return stream.sawDone ? .enough : .more
     }
 
     func keepGoing() -> Bool {
-        if sink.keepGoing() { return true }
-        stoppedBySink = true
-        return false
-    }
-
-    /// Hands one delta to the sink; false when it said stop (the refused delta is dropped).
-    func deliver(_ delta: String) -> Bool {
-        guard sink.token(delta) else {
-            stoppedBySink = true
-            return false
-        }
-        produced += delta
-        deliveredAny = true
-        return true
-    }
-
-    /// The error, carrying the partial answer when some of it already reached the sink.
-    func failing(_ error: EngineError) -> EngineError {
-        var error = error
-        if deliveredAny { error.partialContent = produced }
-        return error
+        answer.keepGoing()
     }
 }

@@ -3,8 +3,8 @@ import Foundation
 
 /// Receives one streaming HTTP response, on the thread that runs the transfer.
 protocol StreamingResponseReceiver: AnyObject {
-    /// Body bytes as they arrive; `status` is the final status code. False aborts the transfer.
-    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> Bool
+    /// Body bytes as they arrive; `status` is the final status code.
+    func receive(_ bytes: UnsafeRawBufferPointer, status: Int) -> StreamingPost.Reception
     /// Asked about every 50 ms while the transfer runs; false aborts it.
     func keepGoing() -> Bool
 }
@@ -16,6 +16,10 @@ protocol StreamingResponseReceiver: AnyObject {
 /// for a stop button; here the loop polls at most `pollInterval` before asking the receiver
 /// whether to go on and checking the idle and overall deadlines. Aborting removes the handle,
 /// which closes the connection, so the provider sees the client leave and stops billing.
+///
+/// The handles come from a `CurlHandlePool` and go back to it, so a response read to its end
+/// leaves its connection open for the next transfer. libcurl closes a connection whose transfer
+/// failed or was removed before the response ended, so none of those is reused.
 struct StreamingPost {
     struct Request {
         var url: String
@@ -27,13 +31,26 @@ struct StreamingPost {
         var totalTimeoutSeconds: Double
         /// nil: libcurl's default (the `https_proxy`/`no_proxy` environment); "": no proxy.
         var proxy: String?
+        /// A PEM file of the certificate authorities to trust instead of the system's.
+        var caFile: String?
+    }
+
+    /// What a receiver wants after some body bytes.
+    enum Reception {
+        case more
+        /// It has all it wants (the answer ended): the rest of the response is read and
+        /// dropped, for up to `drainMilliseconds`, so the connection can serve the next
+        /// transfer; a response still open then is aborted.
+        case enough
+        /// Stop now: the connection is closed, so the provider sees the client leave.
+        case abort
     }
 
     enum Outcome: Equatable {
         /// The response ended (any status).
         case completed
-        /// The receiver returned false from `receive`.
-        case abortedByReceiver
+        /// The receiver ended the transfer from `receive`, with `.enough` or `.abort`.
+        case endedByReceiver
         /// The receiver returned false from `keepGoing`.
         case stoppedByReceiver
         case stalled
@@ -51,27 +68,25 @@ struct StreamingPost {
     }
 
     static let pollIntervalMilliseconds: Int32 = 50
+    /// A provider that ends its response promptly after the last event costs nothing here; one
+    /// that keeps it open costs this much at the end of each answer, and its connection.
+    static let drainMilliseconds = 100
 
-    /// libcurl's global initialisation, once per process, before any handle exists.
-    private static let globalInit: Bool = privia_curl_global_init_default() == CURLE_OK
-
-    static func perform(_ request: Request, receiver: StreamingResponseReceiver) -> Response {
-        guard globalInit, let easy = curl_easy_init() else {
+    static func perform(_ request: Request, receiver: StreamingResponseReceiver,
+                        handles pool: CurlHandlePool = .shared) -> Response {
+        guard let handles = pool.take() else {
             return Response(outcome: .failed(code: 0, message: "libcurl could not start"), status: 0, headers: [:])
         }
-        guard let multi = curl_multi_init() else {
-            curl_easy_cleanup(easy)
-            return Response(outcome: .failed(code: 0, message: "libcurl could not start"), status: 0, headers: [:])
-        }
+        let easy = handles.easy, multi = handles.multi
         let state = TransferState(receiver: receiver)
         let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE) + 1)
         errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
         var headerList: UnsafeMutablePointer<curl_slist>?
         for header in request.headers { headerList = curl_slist_append(headerList, header) }
+        var multiFailed = false
         defer {
-            curl_multi_remove_handle(multi, easy)  // closes an unfinished connection
-            curl_easy_cleanup(easy)
-            curl_multi_cleanup(multi)
+            curl_multi_remove_handle(multi, easy)  // closes the connection of an unfinished response
+            if multiFailed { pool.discard(handles) } else { pool.giveBack(handles) }
             curl_slist_free_all(headerList)
             errorBuffer.deallocate()
         }
@@ -88,8 +103,10 @@ struct StreamingPost {
         // A backstop only: the loop below enforces the overall cap itself, with a clearer error.
         privia_curl_setopt_long(easy, CURLOPT_TIMEOUT_MS, milliseconds(request.totalTimeoutSeconds) + 2_000)
         privia_curl_setopt_long(easy, CURLOPT_TCP_KEEPALIVE, 1)
+        privia_curl_setopt_long(easy, CURLOPT_MAXAGE_CONN, CurlHandlePool.idleLifetimeSeconds)
         privia_curl_setopt_pointer(easy, CURLOPT_ERRORBUFFER, errorBuffer)
         if let proxy = request.proxy { privia_curl_setopt_string(easy, CURLOPT_PROXY, proxy) }
+        if let caFile = request.caFile { privia_curl_setopt_string(easy, CURLOPT_CAINFO, caFile) }
         privia_curl_setopt_pointer(easy, CURLOPT_HEADERDATA, unmanagedState)
         privia_curl_setopt_header(easy) { buffer, size, count, userdata in
             let state = Unmanaged<TransferState>.fromOpaque(userdata!).takeUnretainedValue()
@@ -104,21 +121,24 @@ struct StreamingPost {
         }
 
         guard curl_multi_add_handle(multi, easy) == CURLM_OK else {
+            multiFailed = true
             return Response(outcome: .failed(code: 0, message: "libcurl could not start"), status: 0, headers: [:])
         }
         let clock = ContinuousClock()
         let deadline = clock.now + seconds(request.totalTimeoutSeconds)
         let idleLimit = seconds(request.idleTimeoutSeconds)
+        var drainDeadline: ContinuousClock.Instant?
         state.lastActivity = clock.now
         var outcome: Outcome
         while true {
             var running: Int32 = 0
             let multiCode = curl_multi_perform(multi, &running)
-            if state.abortedByReceiver {
-                outcome = .abortedByReceiver
+            if state.aborted {
+                outcome = .endedByReceiver
                 break
             }
             if multiCode != CURLM_OK {
+                multiFailed = true
                 outcome = .failed(code: 0, message: String(cString: curl_multi_strerror(multiCode)))
                 break
             }
@@ -128,7 +148,9 @@ struct StreamingPost {
                 while let message = curl_multi_info_read(multi, &left) {
                     if message.pointee.msg == CURLMSG_DONE { code = message.pointee.data.result }
                 }
-                if code == CURLE_OK {
+                if state.hadEnough {
+                    outcome = .endedByReceiver
+                } else if code == CURLE_OK {
                     outcome = .completed
                 } else {
                     let detail = String(cString: errorBuffer)
@@ -136,21 +158,34 @@ struct StreamingPost {
                 }
                 break
             }
-            if !receiver.keepGoing() {
-                outcome = .stoppedByReceiver
-                break
-            }
-            let now = clock.now
-            if now - state.lastActivity >= idleLimit {
-                outcome = .stalled
-                break
-            }
-            if now >= deadline {
-                outcome = .timedOut
-                break
+            var wait = Self.pollIntervalMilliseconds
+            if state.hadEnough {
+                // The answer is whole: only the end of the response is awaited, briefly.
+                let now = clock.now
+                let end = drainDeadline ?? now + .milliseconds(Self.drainMilliseconds)
+                drainDeadline = end
+                if now >= end {
+                    outcome = .endedByReceiver
+                    break
+                }
+                wait = min(wait, Int32(max(1, milliseconds(end - now))))
+            } else {
+                if !receiver.keepGoing() {
+                    outcome = .stoppedByReceiver
+                    break
+                }
+                let now = clock.now
+                if now - state.lastActivity >= idleLimit {
+                    outcome = .stalled
+                    break
+                }
+                if now >= deadline {
+                    outcome = .timedOut
+                    break
+                }
             }
             var ready: Int32 = 0
-            curl_multi_poll(multi, nil, 0, Self.pollIntervalMilliseconds, &ready)
+            curl_multi_poll(multi, nil, 0, wait, &ready)
         }
         return Response(outcome: outcome, status: state.status, headers: state.headers)
     }
@@ -162,6 +197,10 @@ struct StreamingPost {
     private static func seconds(_ seconds: Double) -> Duration {
         .milliseconds(milliseconds(seconds))
     }
+
+    private static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
 }
 
 /// What the libcurl callbacks see of one transfer; lives on the transfer's thread only.
@@ -170,7 +209,10 @@ private final class TransferState {
     var status = 0
     var headers: [String: String] = [:]
     var lastActivity = ContinuousClock.now
-    var abortedByReceiver = false
+    /// The receiver answered `.enough` or `.abort`: later bytes are not its business.
+    var hadEnough = false
+    /// The receiver answered `.abort`.
+    var aborted = false
 
     init(receiver: StreamingResponseReceiver) { self.receiver = receiver }
 
@@ -188,10 +230,20 @@ private final class TransferState {
         }
     }
 
+    /// False aborts the transfer.
     func body(_ bytes: UnsafeRawBufferPointer) -> Bool {
         lastActivity = .now
-        if receiver.receive(bytes, status: status) { return true }
-        abortedByReceiver = true
-        return false
+        if hadEnough { return true }  // the rest of a response whose receiver has all it wants
+        switch receiver.receive(bytes, status: status) {
+        case .more:
+            return true
+        case .enough:
+            hadEnough = true
+            return true
+        case .abort:
+            hadEnough = true
+            aborted = true
+            return false
+        }
     }
 }

@@ -1,3 +1,5 @@
+import PriviaSupport
+
 /// Bounds the history sent to a provider, so a long conversation costs a bounded prompt.
 ///
 /// The window is the system prompt (when configured) followed by the most recent messages whose
@@ -8,11 +10,11 @@
 public enum HistoryWindow {
     public static func bounded(_ history: [ChatMessage], systemPrompt: String?, tokenBudget: Int) -> [ChatMessage] {
         var head: [ChatMessage] = []
-        if let prompt = systemPrompt, !prompt.isBlank {
-            head.append(ChatMessage(role: "system", content: prompt))
+        if let prompt = systemPrompt, !prompt.allSatisfy(\.isWhitespace) {
+            head.append(ChatMessage(role: .system, content: prompt))
         }
         guard !history.isEmpty else { return head }
-        let lastUser = history.lastIndex { $0.role == "user" } ?? history.index(before: history.endIndex)
+        let lastUser = history.lastIndex { $0.role == .user } ?? history.index(before: history.endIndex)
         var used = TokenEstimate.tokens(in: head) + TokenEstimate.tokens(in: Array(history[lastUser...]))
         var start = lastUser
         while start > history.startIndex {
@@ -21,7 +23,7 @@ public enum HistoryWindow {
             used += cost
             start -= 1
         }
-        while start < lastUser, history[start].role == "assistant" { start += 1 }
+        while start < lastUser, history[start].role == .assistant { start += 1 }
         return head + history[start...]
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 /// The models this server offers, the providers behind them, and the limits every request obeys.
 ///
@@ -13,7 +14,9 @@ import Foundation
 /// {
 ///   "providers": [{"id": "openrouter", "base_url": "https://openrouter.ai/api/v1",
 ///                  "api_key_env": "OPENROUTER_API_KEY",            // or "api_key_file": "keys/openrouter"
-///                  "headers": {"HTTP-Referer": "https://chat.example.com", "X-Title": "Privia"}}],
+///                  "headers": {"HTTP-Referer": "https://chat.example.com", "X-Title": "Privia"}},
+///                 {"id": "lab", "base_url": "https://vllm.internal:8000/v1",
+///                  "ca_file": "lab-ca.pem"}],                    // trust this CA, not the system's
 ///   "models": [{"id": "gpt-4o-mini", "provider": "openrouter", "model": "openai/gpt-4o-mini",
 ///               "display_name": "GPT-4o mini", "input_price_per_million": 0.15,
 ///               "output_price_per_million": 0.6, "max_output_tokens": 4096},
@@ -26,8 +29,8 @@ import Foundation
 ///   "history_messages": 20                     // the most recent messages read for a turn
 /// }
 /// ```
-/// The provider id `stub` is built in. A relative `api_key_file` is read relative to the
-/// config file. Keys are read at load; unknown fields are refused (a typo must not go unseen).
+/// The provider id `stub` is built in. A relative `api_key_file` or `ca_file` is read relative
+/// to the config file. Keys are read at load; unknown fields are refused (a typo must not go unseen).
 public struct ModelCatalog: Sendable {
     /// An OpenAI-compatible endpoint and its credentials.
     public struct Provider: Sendable {
@@ -35,11 +38,15 @@ public struct ModelCatalog: Sendable {
         public var baseURL: String
         public var apiKey: ProviderSecret?
         public var headers: [String: String]
-        public init(id: String, baseURL: String, apiKey: ProviderSecret? = nil, headers: [String: String] = [:]) {
+        /// The certificate authorities (a PEM file) its certificate must chain to; nil: the system's.
+        public var caFile: String?
+        public init(id: String, baseURL: String, apiKey: ProviderSecret? = nil, headers: [String: String] = [:],
+                    caFile: String? = nil) {
             self.id = id
             self.baseURL = baseURL
             self.apiKey = apiKey
             self.headers = headers
+            self.caFile = caFile
         }
     }
 
@@ -184,7 +191,7 @@ public struct ModelCatalog: Sendable {
         return OpenAICompatibleEngine(.init(
             baseURL: provider.baseURL, apiKey: provider.apiKey, model: model.providerModel, extraHeaders: provider.headers,
             connectTimeoutSeconds: connectTimeoutSeconds, idleTimeoutSeconds: idleTimeoutSeconds,
-            totalTimeoutSeconds: totalTimeoutSeconds))
+            totalTimeoutSeconds: totalTimeoutSeconds, caFile: provider.caFile))
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaSupport
 
 extension ModelCatalog {
     /// The catalog the environment describes (see `ModelCatalog` for the sources and the file
@@ -6,13 +7,21 @@ extension ModelCatalog {
     /// messages name variables and files, never key values.
     public static func load(environment: [String: String] = ProcessInfo.processInfo.environment,
                             stubTokenDelayMilliseconds: Int = 0) throws -> ModelCatalog {
-        func value(_ name: String) -> String? {
-            environment[name].flatMap { $0.trimmingCharacters(in: .whitespaces).isEmpty ? nil : $0 }
+        try load(settings: EnvironmentSettings(environment), stubTokenDelayMilliseconds: stubTokenDelayMilliseconds)
+    }
+
+    public static func load(settings: EnvironmentSettings, stubTokenDelayMilliseconds: Int = 0) throws -> ModelCatalog {
+        let modelsFile = settings.string("PRIVIA_MODELS_FILE")
+        let baseURL = settings.string("PRIVIA_OPENAI_BASE_URL")
+        let model = settings.string("PRIVIA_OPENAI_MODEL")
+        let key: String?
+        do { key = try settings.secret("PRIVIA_OPENAI_API_KEY") } catch let error as ConfigurationError {
+            throw ModelCatalogError.invalidConfiguration(error.description)
         }
-        let shorthand = ["PRIVIA_OPENAI_BASE_URL", "PRIVIA_OPENAI_MODEL", "PRIVIA_OPENAI_API_KEY", "PRIVIA_OPENAI_API_KEY_FILE"]
-            .filter { value($0) != nil }
+        let shorthand = [("PRIVIA_OPENAI_BASE_URL", baseURL), ("PRIVIA_OPENAI_MODEL", model), ("PRIVIA_OPENAI_API_KEY", key)]
+            .filter { $0.1 != nil }.map(\.0)
         var catalog: ModelCatalog
-        if let path = value("PRIVIA_MODELS_FILE") {
+        if let path = modelsFile {
             guard shorthand.isEmpty else {
                 throw ModelCatalogError.invalidConfiguration(
                     "PRIVIA_MODELS_FILE and \(shorthand.joined(separator: ", ")) are both set; configure providers in one place")
@@ -22,16 +31,13 @@ extension ModelCatalog {
             do { data = try Data(contentsOf: url) } catch {
                 throw ModelCatalogError.invalidConfiguration("PRIVIA_MODELS_FILE: cannot read \(path)")
             }
-            catalog = try decode(data, environment: environment, directory: url.deletingLastPathComponent(), source: path)
+            catalog = try decode(data, settings: settings, directory: url.deletingLastPathComponent(), source: path)
         } else if !shorthand.isEmpty {
-            guard let baseURL = value("PRIVIA_OPENAI_BASE_URL"), let model = value("PRIVIA_OPENAI_MODEL") else {
+            guard let baseURL, let model else {
                 throw ModelCatalogError.invalidConfiguration("PRIVIA_OPENAI_BASE_URL and PRIVIA_OPENAI_MODEL go together")
             }
             try checkBaseURL(baseURL, source: "PRIVIA_OPENAI_BASE_URL")
-            let key = try apiKey(environmentName: value("PRIVIA_OPENAI_API_KEY") != nil ? "PRIVIA_OPENAI_API_KEY" : nil,
-                                 file: value("PRIVIA_OPENAI_API_KEY_FILE"), environment: environment,
-                                 directory: nil, source: "PRIVIA_OPENAI_API_KEY_FILE")
-            catalog = ModelCatalog(providers: [Provider(id: "openai", baseURL: baseURL, apiKey: key)],
+            catalog = ModelCatalog(providers: [Provider(id: "openai", baseURL: baseURL, apiKey: key.map(ProviderSecret.init))],
                                    models: [Model(id: model, provider: "openai", providerModel: model, displayName: model)])
         } else {
             catalog = .stubOnly()
@@ -41,20 +47,15 @@ extension ModelCatalog {
     }
 
     /// Parses and checks a models file.
-    static func decode(_ data: Data, environment: [String: String], directory: URL?, source: String) throws -> ModelCatalog {
+    static func decode(_ data: Data, settings: EnvironmentSettings, directory: URL?, source: String) throws -> ModelCatalog {
         func invalid(_ reason: String) -> ModelCatalogError { .invalidConfiguration("\(source): \(reason)") }
-        try checkFields(data, invalid)
         let file: ModelsFile
         do {
-            file = try JSONDecoder().decode(ModelsFile.self, from: data)
-        } catch let DecodingError.keyNotFound(key, context) {
-            throw invalid("missing \"\(key.stringValue)\" at \(path(context))")
-        } catch let DecodingError.typeMismatch(_, context) {
-            throw invalid("wrong type at \(path(context))")
-        } catch let DecodingError.valueNotFound(_, context) {
-            throw invalid("missing value at \(path(context))")
+            file = try ModelsFile(JSONParser.parse(Array(data)))
+        } catch let failure as ModelsFile.Failure {
+            throw invalid(failure.reason)
         } catch {
-            throw invalid("not valid JSON")
+            throw invalid("must be a JSON object")
         }
 
         var providers: [Provider] = []
@@ -72,9 +73,18 @@ extension ModelCatalog {
                     throw invalid("provider \"\(entry.id)\": put the key in api_key_env or api_key_file, not in headers")
                 }
             }
-            let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, environment: environment,
+            let key = try apiKey(environmentName: entry.apiKeyEnv, file: entry.apiKeyFile, settings: settings,
                                  directory: directory, source: "\(source): provider \"\(entry.id)\"")
-            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:]))
+            var caFile: String?
+            if let path = entry.caFile {
+                let url = path.hasPrefix("/") || directory == nil ? URL(fileURLWithPath: path) : directory!.appendingPathComponent(path)
+                guard FileManager.default.isReadableFile(atPath: url.path) else {
+                    throw invalid("provider \"\(entry.id)\": cannot read ca_file \(url.path)")
+                }
+                caFile = url.path
+            }
+            providers.append(Provider(id: entry.id, baseURL: entry.baseURL, apiKey: key, headers: entry.headers ?? [:],
+                                      caFile: caFile))
         }
 
         var models: [Model] = []
@@ -130,7 +140,7 @@ extension ModelCatalog {
     }
 
     /// Reads a key from a named variable or a file (relative paths: from the config file's folder).
-    private static func apiKey(environmentName: String?, file: String?, environment: [String: String],
+    private static func apiKey(environmentName: String?, file: String?, settings: EnvironmentSettings,
                                directory: URL?, source: String) throws -> ProviderSecret? {
         switch (environmentName, file) {
         case (nil, nil):
@@ -138,7 +148,7 @@ extension ModelCatalog {
         case (_?, _?):
             throw ModelCatalogError.invalidConfiguration("\(source): give api_key_env or api_key_file, not both")
         case let (name?, nil):
-            guard let key = environment[name]?.trimmingCharacters(in: .whitespacesAndNewlines), !key.isEmpty else {
+            guard let key = (try? settings.secret(name))??.trimmingWhiteSpace, !key.isEmpty else {
                 throw ModelCatalogError.invalidConfiguration("\(source): the variable \(name) is not set")
             }
             return ProviderSecret(key)
@@ -151,46 +161,22 @@ extension ModelCatalog {
             return ProviderSecret(key)
         }
     }
-
-    /// Refuses fields the format does not have, so `api_key_enw` fails loudly instead of silently.
-    private static func checkFields(_ data: Data, _ invalid: (String) -> ModelCatalogError) throws {
-        guard let root = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-            throw invalid("must be a JSON object")
-        }
-        func check(_ object: Any?, _ allowed: Set<String>, _ place: String) throws {
-            guard let object = object as? [String: Any] else { return }
-            if let unknown = object.keys.sorted().first(where: { !allowed.contains($0) }) {
-                throw invalid("unknown field \"\(unknown)\"\(place)")
-            }
-        }
-        try check(root, Set(ModelsFile.CodingKeys.allCases.map(\.stringValue)), "")
-        for provider in root["providers"] as? [Any] ?? [] {
-            try check(provider, Set(ModelsFile.ProviderEntry.CodingKeys.allCases.map(\.stringValue)), " in a provider")
-        }
-        for model in root["models"] as? [Any] ?? [] {
-            try check(model, Set(ModelsFile.ModelEntry.CodingKeys.allCases.map(\.stringValue)), " in a model")
-        }
-    }
-
-    private static func path(_ context: DecodingError.Context) -> String {
-        let path = context.codingPath.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".")
-        return path.isEmpty ? "the top level" : path
-    }
 }
 
-/// The models file, as written.
-private struct ModelsFile: Decodable {
-    struct ProviderEntry: Decodable {
+/// The models file, as written. Fields the format does not have are refused, so
+/// `api_key_enw` fails loudly instead of silently.
+private struct ModelsFile {
+    struct Failure: Error { let reason: String }
+
+    struct ProviderEntry {
         var id: String
         var baseURL: String
         var apiKeyEnv: String?
         var apiKeyFile: String?
         var headers: [String: String]?
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, headers, baseURL = "base_url", apiKeyEnv = "api_key_env", apiKeyFile = "api_key_file"
-        }
+        var caFile: String?
     }
-    struct ModelEntry: Decodable {
+    struct ModelEntry {
         var id: String
         var provider: String
         var model: String?
@@ -198,10 +184,6 @@ private struct ModelsFile: Decodable {
         var inputPricePerMillion: Double?
         var outputPricePerMillion: Double?
         var maxOutputTokens: Int?
-        enum CodingKeys: String, CodingKey, CaseIterable {
-            case id, provider, model, displayName = "display_name", inputPricePerMillion = "input_price_per_million"
-            case outputPricePerMillion = "output_price_per_million", maxOutputTokens = "max_output_tokens"
-        }
     }
     var providers: [ProviderEntry]?
     var models: [ModelEntry]
@@ -215,12 +197,109 @@ private struct ModelsFile: Decodable {
     var systemPrompt: String?
     var historyTokenBudget: Int?
     var historyMessages: Int?
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case providers, models, fallback
-        case defaultModel = "default_model", connectTimeoutSeconds = "connect_timeout_seconds"
-        case idleTimeoutSeconds = "idle_timeout_seconds", totalTimeoutSeconds = "total_timeout_seconds"
-        case maxOutputTokens = "max_output_tokens", maxTemperature = "max_temperature"
-        case systemPrompt = "system_prompt", historyTokenBudget = "history_token_budget"
-        case historyMessages = "history_messages"
+
+    init(_ json: JSON) throws {
+        let root = try Fields(json, at: "the top level", allowed: [
+            "providers", "models", "default_model", "fallback", "connect_timeout_seconds", "idle_timeout_seconds",
+            "total_timeout_seconds", "max_output_tokens", "max_temperature", "system_prompt", "history_token_budget",
+            "history_messages",
+        ], place: "")
+        providers = try root.array("providers")?.enumerated().map { index, entry in
+            let fields = try Fields(entry, at: "providers[\(index)]",
+                                    allowed: ["id", "base_url", "api_key_env", "api_key_file", "headers", "ca_file"], place: " in a provider")
+            return ProviderEntry(id: try fields.required("id"), baseURL: try fields.required("base_url"),
+                                 apiKeyEnv: try fields.string("api_key_env"), apiKeyFile: try fields.string("api_key_file"),
+                                 headers: try fields.stringMap("headers"), caFile: try fields.string("ca_file"))
+        }
+        guard let models = try root.array("models") else { throw Failure(reason: "missing \"models\" at the top level") }
+        self.models = try models.enumerated().map { index, entry in
+            let fields = try Fields(entry, at: "models[\(index)]", allowed: [
+                "id", "provider", "model", "display_name", "input_price_per_million", "output_price_per_million", "max_output_tokens",
+            ], place: " in a model")
+            return ModelEntry(id: try fields.required("id"), provider: try fields.required("provider"), model: try fields.string("model"),
+                              displayName: try fields.string("display_name"),
+                              inputPricePerMillion: try fields.double("input_price_per_million"),
+                              outputPricePerMillion: try fields.double("output_price_per_million"),
+                              maxOutputTokens: try fields.int("max_output_tokens"))
+        }
+        defaultModel = try root.string("default_model")
+        fallback = try root.array("fallback")?.enumerated().map { index, entry in
+            guard let id = entry.stringValue else { throw Failure(reason: "wrong type at fallback[\(index)]") }
+            return id
+        }
+        connectTimeoutSeconds = try root.double("connect_timeout_seconds")
+        idleTimeoutSeconds = try root.double("idle_timeout_seconds")
+        totalTimeoutSeconds = try root.double("total_timeout_seconds")
+        maxOutputTokens = try root.int("max_output_tokens")
+        maxTemperature = try root.double("max_temperature")
+        systemPrompt = try root.string("system_prompt")
+        historyTokenBudget = try root.int("history_token_budget")
+        historyMessages = try root.int("history_messages")
+    }
+
+    /// One object of the file: typed reads that name the field's path when they fail.
+    private struct Fields {
+        let json: JSON
+        let path: String
+
+        init(_ json: JSON, at path: String, allowed: Set<String>, place: String) throws {
+            guard case .object(let members) = json else {
+                throw Failure(reason: path == "the top level" ? "must be a JSON object" : "wrong type at \(path)")
+            }
+            if let unknown = members.map(\.0).sorted().first(where: { !allowed.contains($0) }) {
+                throw Failure(reason: "unknown field \"\(unknown)\"\(place)")
+            }
+            self.json = json
+            self.path = path
+        }
+
+        private func value(_ key: String) -> JSON? {
+            guard let value = json[key], !value.isNull else { return nil }
+            return value
+        }
+
+        private func wrongType(_ key: String) -> Failure {
+            Failure(reason: "wrong type at \(path == "the top level" ? key : "\(path).\(key)")")
+        }
+
+        func string(_ key: String) throws -> String? {
+            guard let value = value(key) else { return nil }
+            guard let text = value.stringValue else { throw wrongType(key) }
+            return text
+        }
+
+        func required(_ key: String) throws -> String {
+            guard let text = try string(key) else { throw Failure(reason: "missing \"\(key)\" at \(path)") }
+            return text
+        }
+
+        func double(_ key: String) throws -> Double? {
+            guard let value = value(key) else { return nil }
+            guard let number = value.doubleValue else { throw wrongType(key) }
+            return number
+        }
+
+        func int(_ key: String) throws -> Int? {
+            guard let value = value(key) else { return nil }
+            guard let number = value.intValue else { throw wrongType(key) }
+            return number
+        }
+
+        func array(_ key: String) throws -> [JSON]? {
+            guard let value = value(key) else { return nil }
+            guard let elements = value.arrayValue else { throw wrongType(key) }
+            return elements
+        }
+
+        func stringMap(_ key: String) throws -> [String: String]? {
+            guard let value = value(key) else { return nil }
+            guard case .object(let members) = value else { throw wrongType(key) }
+            var map: [String: String] = [:]
+            for (name, member) in members {
+                guard let text = member.stringValue else { throw wrongType("\(key).\(name)") }
+                map[name] = text
+            }
+            return map
+        }
     }
 }

@@ -6,7 +6,8 @@ import Foundation
 /// - A retryable failure before the first token moves on to the next model of the chain. A
 ///   `Retry-After` of at most `maxRetryAfterWaitSeconds` is honoured first: the engine waits
 ///   (asking the sink `keepGoing()` every 50 ms) and tries the same model once more.
-/// - After the first token nothing is retried: the error is rethrown with `partialContent`.
+/// - After the first token nothing is retried: the error is rethrown, and what was streamed
+///   stays in the answer.
 /// - A non-retryable failure (credentials, a refused request) is thrown at once.
 /// - An unknown model throws `ModelCatalogError.unknownModel` before anything is sent; the API
 ///   layer should have called `ModelCatalog.validate` already and answered 400.
@@ -32,9 +33,8 @@ public struct RoutingEngine: ChatEngine {
         self.engines = all
     }
 
-    public func generate(_ context: EngineContext, sink: GenerationSink) throws -> EngineResult {
+    public func generate(_ context: EngineContext, into answer: StreamedAnswer) throws -> EngineResult {
         let chain = try catalog.chain(for: context.model)
-        let watch = DeliveryWatch(sink)
         var lastError: EngineError?
         for (position, model) in chain.enumerated() {
             guard let engine = engines[model.id] else { continue }
@@ -42,21 +42,17 @@ public struct RoutingEngine: ChatEngine {
             attempt.model = model.id
             var waited = false
             while true {
-                guard watch.keepGoing() else { return stopped(model) }
+                guard answer.keepGoing() else { return stopped(model) }
                 do {
-                    var result = try engine.generate(attempt, sink: watch)
+                    var result = try engine.generate(attempt, into: answer)
                     result.model = model.id
                     return result
-                } catch var error as EngineError {
-                    if watch.deliveredAny {
-                        if error.partialContent == nil { error.partialContent = watch.produced }
-                        throw error
-                    }
-                    guard error.retryable else { throw error }
+                } catch let error as EngineError {
+                    guard !answer.hasStarted, error.retryable else { throw error }
                     if !waited, let delay = error.retryAfterSeconds, delay <= maxRetryAfterWaitSeconds {
                         waited = true
-                        watch.willWait()
-                        guard watch.pause(for: .milliseconds(Int(delay * 1000))) else { return stopped(model) }
+                        answer.willWait()
+                        guard answer.pause(for: .milliseconds(Int(delay * 1000))) else { return stopped(model) }
                         continue
                     }
                     lastError = error
@@ -81,27 +77,7 @@ public struct RoutingEngine: ChatEngine {
     }
 
     private func stopped(_ model: ModelCatalog.Model) -> EngineResult {
-        EngineResult(content: "", mode: "chat", model: model.id, usage: nil)
+        EngineResult(mode: .chat, model: model.id, usage: nil)
     }
 }
 
-/// Passes a generation through, remembering whether any token reached the sink (after that a
-/// failure may not be retried) and the text that did.
-private final class DeliveryWatch: GenerationSink {
-    private let sink: GenerationSink
-    private(set) var produced = ""
-    private(set) var deliveredAny = false
-
-    init(_ sink: GenerationSink) { self.sink = sink }
-
-    func token(_ text: String) -> Bool {
-        deliveredAny = true
-        guard sink.token(text) else { return false }
-        produced += text
-        return true
-    }
-
-    func keepGoing() -> Bool { sink.keepGoing() }
-    func pause(for duration: Duration) -> Bool { sink.pause(for: duration) }
-    func willWait() { sink.willWait() }
-}

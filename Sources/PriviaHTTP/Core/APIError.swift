@@ -4,11 +4,13 @@ import PriviaEngines
 /// An error that reaches a client: an HTTP status, a stable code and a human message.
 ///
 /// The body keeps Privia's FastAPI shape (`detail`) that its frontend reads, and adds the
-/// stable `code` that ARCHITECTURE.md asks for.
+/// stable `code` that clients can match on.
 public struct APIError: Error, Sendable {
     public enum Code: String, Sendable {
         case auth = "AUTH", validation = "VALIDATION", notFound = "NOT_FOUND", conflict = "CONFLICT"
-        case rateLimit = "RATE_LIMIT", provider = "PROVIDER", unknown = "UNKNOWN"
+        case rateLimit = "RATE_LIMIT", provider = "PROVIDER", storageFull = "STORAGE_FULL", unknown = "UNKNOWN"
+        /// A state-changing request authenticated by a cookie failed the cross-site check.
+        case csrf = "CSRF"
     }
 
     public let status: Int
@@ -30,6 +32,9 @@ public struct APIError: Error, Sendable {
         error.headers = [("WWW-Authenticate", "Bearer")]
         return error
     }
+    /// 507 Insufficient Storage: the server's disk is full. Reads still work; writes work again
+    /// once there is room, without a restart.
+    public static let storageFull = APIError(507, .storageFull, "The server is out of storage space; try again later")
 
     public var response: HTTPResponse {
         var response = HTTPResponse.json(status, ["detail": .string(message), "code": .string(code.rawValue)])
@@ -51,6 +56,8 @@ public struct APIError: Error, Sendable {
             }
         case let catalog as ModelCatalogError:
             return APIError(400, .validation, catalog.description)
+        case let sqlite as SQLiteError where sqlite.isStorageFull:
+            return .storageFull
         default:
             return APIError(500, .unknown, "Internal server error")
         }

@@ -1,4 +1,5 @@
 import Foundation
+import PriviaCore
 
 /// An HTTP request as a plain value: what a transport hands to the router.
 /// Tests build these directly; the FastCGI adapter builds them from CGI params.
@@ -28,14 +29,7 @@ public struct HTTPRequest: Sendable {
 
     /// The cookie `name`, if the request carries it.
     public func cookie(_ name: String) -> String? {
-        guard let header = headers["cookie"] else { return nil }
-        for pair in header.split(separator: ";") {
-            let trimmed = pair.drop(while: { $0 == " " })
-            if let eq = trimmed.firstIndex(of: "="), trimmed[..<eq] == name {
-                return String(trimmed[trimmed.index(after: eq)...])
-            }
-        }
-        return nil
+        headers["cookie"].flatMap { PresentedToken.cookie(name, in: $0) }
     }
 
     /// Parses a query string (`a=1&b=two`) with percent and plus decoding.

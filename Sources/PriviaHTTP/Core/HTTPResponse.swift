@@ -1,12 +1,14 @@
 import PriviaCore
+import PriviaSupport
 
 /// Where a streamed response writes. The transport implements it; a `false` from
-/// `send`, or `clientGone`, means the client left: stop producing.
+/// `send`, or `clientGone`, means the client left or asked to stop: stop producing.
 public protocol ResponseStream: AnyObject {
     /// Queues bytes and sends them at once. Returns false when the client has gone.
     func send(_ bytes: [UInt8]) -> Bool
-    /// Waits up to `duration`, without writing, for the client to leave: true as soon as it
-    /// has gone (the wait ends then), false when the time ran out with the client still there.
+    /// Waits up to `duration`, without writing, for the client to leave or to ask to stop:
+    /// true as soon as it has (the wait ends then), false when the time ran out with the
+    /// client still there. A client that asked to stop still receives what is sent after.
     func clientGone(within duration: Duration) -> Bool
 }
 

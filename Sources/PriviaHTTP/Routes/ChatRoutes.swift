@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import PriviaChat
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 extension PriviaAPI {
     func turnRequest(_ request: HTTPRequest) throws -> TurnRequest {
@@ -48,13 +50,14 @@ extension PriviaAPI {
         let caller = try caller(request)
         let turn = try chat.prepare(userID: caller.user.id, turnRequest(request))
         let outcome = try chat.generate(turn, sink: CollectingSink())
-        if outcome.status == .failed, let error = outcome.error {
+        let answer = outcome.answer
+        if answer.status == .failed, let error = outcome.error {
             return APIError(502, APIError.Code(rawValue: error.code.rawValue) ?? .provider, error.message).response.by(caller)
         }
         return HTTPResponse.json(200, [
-            "answer": .string(outcome.answer), "mode": .string(outcome.mode), "sources": .array(outcome.sources.map(JSON.string)),
-            "conversation_id": .string(outcome.conversationID), "message_id": .string(outcome.messageID),
-            "model": .string(outcome.model), "status": .string(outcome.status.rawValue),
+            "answer": .string(answer.content), "mode": .string(answer.mode.rawValue), "sources": .array(answer.sources.map(JSON.string)),
+            "conversation_id": .string(answer.conversationID), "message_id": .string(answer.messageID),
+            "model": .string(answer.model), "status": .string(answer.status.rawValue),
         ]).by(caller)
     }
 
@@ -70,19 +73,26 @@ extension PriviaAPI {
             let sink = SSESink(stream, heartbeatSeconds: heartbeat)
             do {
                 let outcome = try chat.generate(turn, sink: sink)
-                switch outcome.status {
-                case .complete, .stopped:  // after a stop, `done` reaches a client only if it is still there
-                    _ = stream.send(SSE.event("done", data: outcome.doneJSON.text))
+                let answer = outcome.answer
+                switch answer.status {
+                // After a stop, `done` reaches a client only if it is still there. An interrupted
+                // answer comes here only as the replay of one, with the text saved before its
+                // process died.
+                case .complete, .stopped, .interrupted:
+                    _ = stream.send(TurnStreamEvent.done.sse(answer.doneJSON.text))
                 case .failed:
                     let error = outcome.error ?? EngineError(.provider, "The model failed")
-                    _ = stream.send(SSE.event("error", data: JSON.object([
-                        ("error", .string(error.message)), ("code", .string(error.code.rawValue)),
-                        ("conversation_id", .string(outcome.conversationID)), ("message_id", .string(outcome.messageID)),
-                    ]).text))
+                    _ = stream.send(TurnStreamEvent.error.sse(TurnStreamEvent.errorJSON(
+                        message: error.message, code: error.code.rawValue, conversationID: answer.conversationID,
+                        messageID: answer.messageID).text))
                 }
             } catch {
-                ProcessLog.error("stream failed", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
-                _ = stream.send(SSE.event("error", data: #"{"error":"Internal server error","code":"UNKNOWN"}"#))
+                // The status went out with the first byte, so a failure now (a full disk that kept
+                // the answer from being stored, say) is an `error` event with its stable code.
+                processLog.error("stream failed", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
+                let apiError = APIError.from(error)
+                _ = stream.send(TurnStreamEvent.error.sse(TurnStreamEvent.errorJSON(
+                    message: apiError.message, code: apiError.code.rawValue, conversationID: turn.conversationID).text))
             }
         })
         response.userID = caller.user.id
@@ -91,14 +101,14 @@ extension PriviaAPI {
 }
 
 /// Collects nothing and never stops: the REST turn returns the engine's final content.
-final class CollectingSink: TurnSink {
+final class CollectingSink: GenerationSink {
     func token(_ text: String) -> Bool { true }
     func keepGoing() -> Bool { true }
 }
 
 /// Writes tokens as SSE events and sends a heartbeat comment when the engine has been silent
 /// for `heartbeatSeconds`. A failed write, or the client's connection closing, stops the turn.
-final class SSESink: TurnSink {
+final class SSESink: GenerationSink {
     private let stream: ResponseStream
     private let heartbeat: Duration
     private var lastWrite = ContinuousClock.now
@@ -110,7 +120,7 @@ final class SSESink: TurnSink {
 
     func token(_ text: String) -> Bool {
         lastWrite = .now
-        return stream.send(SSE.event(data: text))
+        return stream.send(TurnStreamEvent.token.sse(text))
     }
 
     func keepGoing() -> Bool {

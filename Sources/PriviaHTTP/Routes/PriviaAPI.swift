@@ -1,7 +1,9 @@
 import Foundation
+import Logging
 import PriviaChat
 import PriviaCore
 import PriviaEngines
+import PriviaSupport
 
 /// Privia's HTTP API: every route, as a function from request to response.
 public final class PriviaAPI: HTTPResponder {
@@ -10,6 +12,7 @@ public final class PriviaAPI: HTTPResponder {
     let conversations: ConversationStore
     let chat: ChatService
     let settings: Settings
+    let crossSite: CrossSiteCheck
     var catalog: ModelCatalog { chat.catalog }
     var usage: UsageLedger { chat.usage }
     let startedAt = Date()
@@ -19,10 +22,13 @@ public final class PriviaAPI: HTTPResponder {
         public var environment: String
         public var oauthExchangeSecret: String?
         public var heartbeatSeconds: Double
-        public init(environment: String, oauthExchangeSecret: String?, heartbeatSeconds: Double) {
+        /// The origins whose pages may send cookie-authenticated requests that change things.
+        public var allowedOrigins: Set<String>
+        public init(environment: String, oauthExchangeSecret: String?, heartbeatSeconds: Double, allowedOrigins: Set<String> = []) {
             self.environment = environment
             self.oauthExchangeSecret = oauthExchangeSecret
             self.heartbeatSeconds = heartbeatSeconds
+            self.allowedOrigins = allowedOrigins
         }
     }
 
@@ -32,6 +38,7 @@ public final class PriviaAPI: HTTPResponder {
         self.conversations = ConversationStore(database: database)
         self.chat = chat
         self.settings = settings
+        self.crossSite = CrossSiteCheck(allowedOrigins: settings.allowedOrigins)
     }
 
     public func respond(to request: HTTPRequest) -> HTTPResponse {
@@ -40,7 +47,9 @@ public final class PriviaAPI: HTTPResponder {
         } catch {
             let apiError = APIError.from(error)
             if apiError.status == 500 {
-                ProcessLog.error("unhandled error", [("request_id", .string(request.requestID)), ("error", .string("\(error)"))])
+                processLog.error("unhandled error", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
+            } else if apiError.code == .storageFull {
+                processLog.error("write refused: storage full", metadata: ["request_id": .string(request.requestID), "error": .string("\(error)")])
             }
             return apiError.response
         }
@@ -64,6 +73,8 @@ public final class PriviaAPI: HTTPResponder {
         if path.match("/api/auth/login") != nil { try allow("POST"); return try signIn(request) }
         if path.match("/api/auth/me") != nil { try allow("GET"); return try me(request) }
         if path.match("/api/auth/logout") != nil { try allow("POST"); return try signOut(request) }
+        if path.match("/api/auth/logout-all") != nil { try allow("POST"); return try signOutEverywhere(request) }
+        if path.match("/api/auth/refresh") != nil { try allow("POST"); return try refreshSession(request) }
         if path.match("/api/auth/oauth") != nil { try allow("POST"); return try exchangeOAuth(request) }
         if path.match("/api/conversations") != nil {
             try allow("GET", "POST")
@@ -86,37 +97,32 @@ public final class PriviaAPI: HTTPResponder {
 
     // MARK: Authentication
 
-    /// The caller, from `Authorization: Bearer …` or else the `auth-token` cookie.
+    /// The caller, from `Authorization: Bearer …` or else the `auth-token` cookie; a cookie on a
+    /// request that changes something must pass the cross-site check.
     func caller(_ request: HTTPRequest) throws -> AuthenticatedUser {
-        guard let token = Self.token(request) else { throw APIError.unauthorized("Not authenticated") }
+        guard let (token, source) = Self.presentedToken(request) else { throw APIError.unauthorized("Not authenticated") }
+        if source == .cookie && CrossSiteCheck.isStateChanging(request.method) { try crossSite.check(request) }
         guard let caller = try accounts.authenticate(token: token) else {
             throw APIError.unauthorized("Invalid or expired token")
         }
         return caller
     }
 
-    /// Runs on every authenticated request, so it looks at bytes rather than going through
-    /// Foundation's character sets.
     static func token(_ request: HTTPRequest) -> String? {
-        if let header = request.headers["authorization"] {
-            let bytes = Array(header.utf8)
-            let scheme = Array("bearer ".utf8)
-            if bytes.count > scheme.count, zip(bytes, scheme).allSatisfy({ $0 | 0x20 == $1 }) {
-                let token = bytes[scheme.count...].drop(while: { $0 == 0x20 })
-                let end = token.lastIndex(where: { $0 != 0x20 }).map { $0 + 1 } ?? token.startIndex
-                if token.startIndex < end { return String(decoding: token[..<end], as: UTF8.self) }
-            }
-        }
-        if let cookie = request.cookie("auth-token"), !cookie.isEmpty {
-            return cookie.contains("%") ? (cookie.removingPercentEncoding ?? cookie) : cookie
-        }
-        return nil
+        presentedToken(request)?.token
+    }
+
+    static func presentedToken(_ request: HTTPRequest) -> (token: String, source: PresentedToken.Source)? {
+        PresentedToken.locate(authorization: request.headers["authorization"], cookieHeaders: request.headers["cookie"].map { [$0] } ?? [])
     }
 
     // MARK: Health
 
+    /// `degraded` (503) when a write could not be made now: the database's write lock cannot be
+    /// had, or its disk is (nearly) full (`StorageSpace`).
     func health() -> HTTPResponse {
-        let writable = (try? database.withConnection { $0.canWrite(timeoutMilliseconds: 1000) }) ?? false
+        let lockable = (try? database.withConnection { $0.canWrite(timeoutMilliseconds: 1000) }) ?? false
+        let writable = lockable && !database.storage.isLow
         let uptime = (Date().timeIntervalSince(startedAt) * 1000).rounded() / 1000
         return .json(writable ? 200 : 503, [
             "status": .string(writable ? "ok" : "degraded"), "version": .string(PriviaVersion.current),

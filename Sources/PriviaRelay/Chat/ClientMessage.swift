@@ -1,10 +1,14 @@
 import PriviaCore
+import PriviaSupport
 
-/// A text frame from the browser, read the way Privia's `/api/ws/chat` reads it (contract §3).
+/// A text frame from the browser, read the way the Python Privia backend's `/api/ws/chat` reads it.
 public enum ClientMessage: Equatable, Sendable {
     /// A question and the JSON body for the pool's `POST /api/stream`.
     case question(String, body: JSON)
     case stop
+    /// JSON whose text is not Unicode (a lone surrogate escape, as a browser's JSON.stringify
+    /// writes one): refused with this reason, not taken as a bare-text question.
+    case invalid(String)
 
     /// Fields besides `question` and `conversation_id` that reach the pool unchanged.
     static let passthroughFields: Set<String> = ["model", "temperature", "max_tokens", "idempotency_key", "action"]
@@ -12,7 +16,14 @@ public enum ClientMessage: Equatable, Sendable {
     /// A JSON object is a request (`{"type":"stop"}` or a question); a JSON string is its
     /// contents; anything else is the question text itself.
     public static func parse(_ text: String) -> ClientMessage {
-        guard let json = try? JSONParser.parse(text) else { return question(text, extra: []) }
+        let json: JSON
+        do {
+            json = try JSONParser.parse(text)
+        } catch let failure as JSONParser.Failure where failure.isInvalidText {
+            return .invalid("The message is not valid Unicode text: \(failure.reason)")
+        } catch {
+            return question(text, extra: [])
+        }
         switch json {
         case .object(let members):
             if json["type"]?.stringValue == "stop" { return .stop }

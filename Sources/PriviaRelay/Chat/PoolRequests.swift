@@ -1,5 +1,6 @@
 import NIOCore
 import PriviaCore
+import PriviaSupport
 
 /// The two FastCGI requests the relay makes to the pool, with the params nginx would send.
 public enum PoolRequests {

@@ -1,5 +1,6 @@
 import NIOCore
 import PriviaCore
+import PriviaSupport
 
 /// Turns the pool's answer to `POST /api/stream` into server frames.
 ///
@@ -65,13 +66,13 @@ public struct TurnReplyTranslator {
     private mutating func frames(for events: [SSEEvent]) -> [JSON] {
         var frames: [JSON] = []
         for event in events {
-            switch event.type {
-            case "message":
+            switch TurnStreamEvent(rawValue: event.type) {
+            case .token:
                 frames.append(["type": "token", "content": .string(event.data), "mode": "stream"])
-            case "sources":
+            case .sources:
                 let sources = (try? JSONParser.parse(event.data))?.arrayValue ?? []
                 frames.append(["type": "sources", "sources": .array(sources)])
-            case "done":
+            case .done:
                 var members: [(String, JSON)] = [("type", "done")]
                 if case .object(let fields)? = try? JSONParser.parse(event.data) {
                     members += fields.filter { $0.0 != "type" }
@@ -79,13 +80,12 @@ public struct TurnReplyTranslator {
                 frames.append(.object(members))
                 phase = .finished
                 return frames
-            case "error":
-                let body = try? JSONParser.parse(event.data)
-                let message = body?["error"]?.stringValue ?? body?["detail"]?.stringValue ?? event.data
-                frames.append(Self.error(message, code: body?["code"]?.stringValue ?? "UNKNOWN"))
+            case .error:
+                let (message, code) = TurnStreamEvent.error(in: event.data)
+                frames.append(Self.error(message, code: code))
                 phase = .finished
                 return frames
-            default:
+            case nil:
                 continue  // an event this relay does not know: not for the client
             }
         }

@@ -1,6 +1,9 @@
 import Foundation
+import Logging
 import NIOCore
 import PriviaCore
+import PriviaSupport
+import Synchronization
 
 /// Pushes workspace events (a conversation created, renamed, deleted; a message finished) to
 /// every open socket of their user.
@@ -9,15 +12,12 @@ import PriviaCore
 /// its own thread (SQLite calls block, so never on an event loop), with one indexed query
 /// `WHERE id > ?` per interval, starting after the newest row that existed at start-up.
 public final class WorkspaceEventPoller: Sendable {
-    private struct State {
-        var stopped = false
-        var thread: Thread?
-    }
-
     public let databasePath: String
     private let registry: SocketRegistry
     private let interval: TimeAmount
-    private let state = Locked(State())
+    private let stopped = Atomic(false)
+    /// The newest row at start-up, once read; -1 until then.
+    private let startedAfter = Atomic(-1)
     private let wakeUp = NSCondition()
 
     public init(databasePath: String, registry: SocketRegistry, interval: TimeAmount = .milliseconds(250)) {
@@ -29,19 +29,24 @@ public final class WorkspaceEventPoller: Sendable {
     public func start() {
         let thread = Thread { [self] in run() }
         thread.name = "privia-relay-events"
-        state.withLock { $0.thread = thread }
         thread.start()
     }
 
     /// Stops the thread at its next wake-up (at once if it is waiting).
     public func stop() {
-        state.withLock { $0.stopped = true }
+        stopped.store(true, ordering: .releasing)
         wakeUp.lock()
         wakeUp.broadcast()
         wakeUp.unlock()
     }
 
-    private var isStopped: Bool { state.withLock { $0.stopped } }
+    private var isStopped: Bool { stopped.load(ordering: .acquiring) }
+
+    /// The newest row at start-up, once the thread has read it: rows after it are delivered.
+    var deliversAfter: Int? {
+        let id = startedAfter.load(ordering: .acquiring)
+        return id < 0 ? nil : id
+    }
 
     private func run() {
         var database: Database?
@@ -49,7 +54,7 @@ public final class WorkspaceEventPoller: Sendable {
         var reported = ""
         func report(_ problem: String) {
             // Say it once, not four times a second.
-            if problem != reported { RelayLog.shared.warning("workspace events: \(problem)") }
+            if problem != reported { relayLog.warning("workspace events: \(problem)") }
             reported = problem
         }
         while !isStopped {
@@ -65,10 +70,12 @@ public final class WorkspaceEventPoller: Sendable {
                     if let after = lastID {
                         lastID = try deliver(from: database, after: after)
                     } else {
-                        lastID = try database.read { db in
+                        let startID = try database.read { db in
                             try db.first("SELECT COALESCE(MAX(id), 0) FROM workspace_events") { $0.int(0) }
                         } ?? 0
-                        RelayLog.shared.info("workspace events: polling", ["after_id": .int(lastID ?? 0)])
+                        lastID = startID
+                        startedAfter.store(startID, ordering: .releasing)
+                        relayLog.info("workspace events: polling", metadata: ["after_id": .stringConvertible(startID)])
                     }
                     reported = ""
                 }

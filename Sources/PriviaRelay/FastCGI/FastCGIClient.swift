@@ -1,3 +1,4 @@
+import Logging
 import NIOCore
 import NIOPosix
 
@@ -15,6 +16,9 @@ public enum FastCGIResponseEvent: Sendable {
 /// leaving (it stops generating); no event is delivered after it.
 public protocol PoolCall: AnyObject {
     func cancel()
+    /// Asks the pool to stop by shutting down the writing side of the connection, which the
+    /// pool sees as its client stopping; the rest of the answer (its last event) still comes.
+    func stop()
     /// Stops (false) or resumes (true) reading the response, for backpressure.
     func setReading(_ reading: Bool)
 }
@@ -76,6 +80,7 @@ final class FastCGICall: PoolCall {
     private var onEvent: ((FastCGIResponseEvent) -> Void)?
     private var channel: (any Channel)?
     private var reading = true
+    private var stopping = false
 
     init(onEvent: @escaping (FastCGIResponseEvent) -> Void) {
         self.onEvent = onEvent
@@ -98,6 +103,7 @@ final class FastCGICall: PoolCall {
         }
         if !reading { channel.setOption(ChannelOptions.autoRead, value: false).whenComplete { _ in } }
         channel.writeAndFlush(request.encoded(), promise: nil)
+        if stopping { channel.close(mode: .output, promise: nil) }  // stopped while connecting
     }
 
     /// Passes an event on; the last one (`end` or `failed`) releases the callback.
@@ -118,6 +124,13 @@ final class FastCGICall: PoolCall {
         onEvent = nil
         channel?.close(promise: nil)
         channel = nil
+    }
+
+    func stop() {
+        guard onEvent != nil, !stopping else { return }
+        stopping = true
+        // After the request's pending writes, so the pool always reads the whole request.
+        channel?.close(mode: .output, promise: nil)
     }
 
     func setReading(_ reading: Bool) {
@@ -157,7 +170,7 @@ final class FastCGIResponseHandler: ChannelInboundHandler {
             }
         case .stderr:
             let text = String(buffer: record.content)
-            RelayLog.shared.warning("pool stderr", ["text": .string(String(text.prefix(500)))])
+            relayLog.warning("pool stderr", metadata: ["text": .string(String(text.prefix(500)))])
         case .endRequest:
             call.deliver(parser.sawHead ? .end : .failed(FastCGIClientError.closedBeforeResponse))
         default:

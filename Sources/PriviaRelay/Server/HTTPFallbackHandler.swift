@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 
 /// Answers every request that did not become a WebSocket, with a JSON error, then closes.
 ///

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import NIOCore
+import PriviaSupport
 
 /// How `privia-relay` is set up: environment variables, with these defaults.
 ///
@@ -27,7 +29,7 @@ public struct RelayConfiguration: Sendable {
     public var eventsEnabled: Bool
     public var eventPollInterval: TimeAmount
     public var maxMessageSize: Int
-    public var logLevel: RelayLog.Level
+    public var logLevel: Logger.Level
 
     public var databasePath: String { dataDirectory + "/privia.db" }
 
@@ -35,7 +37,7 @@ public struct RelayConfiguration: Sendable {
                 listenGroup: String? = nil, pingInterval: TimeAmount = .seconds(30), allowedOrigins: Set<String> = [],
                 threads: Int = System.coreCount, eventsEnabled: Bool = true,
                 eventPollInterval: TimeAmount = .milliseconds(250), maxMessageSize: Int = 64 * 1024,
-                logLevel: RelayLog.Level = .info) {
+                logLevel: Logger.Level = .info) {
         self.dataDirectory = dataDirectory
         self.unixSocketPath = unixSocketPath
         self.tcpPort = tcpPort
@@ -51,50 +53,41 @@ public struct RelayConfiguration: Sendable {
     }
 
     public static func fromEnvironment(_ env: [String: String] = ProcessInfo.processInfo.environment) throws -> RelayConfiguration {
-        func value(_ name: String) -> String? { env[name].flatMap { $0.isEmpty ? nil : $0 } }
-        func int(_ name: String, _ range: ClosedRange<Int>) throws -> Int? {
-            guard let raw = value(name) else { return nil }
-            guard let number = Int(raw), range.contains(number) else {
-                throw RelayConfigurationError("\(name) must be a whole number in \(range.lowerBound)...\(range.upperBound), not '\(raw)'")
-            }
-            return number
-        }
-        let dataDirectory = absolute(value("PRIVIA_DATA_DIR") ?? "./var")
-        let socket = value("PRIVIA_RELAY_SOCKET") ?? dataDirectory + "/run/privia-relay.sock"
-        let unixSocketPath: String? = socket == "off" ? nil : absolute(socket)
-        let tcpPort = try int("PRIVIA_RELAY_PORT", 1...65535)
+        let settings = EnvironmentSettings(env)
+        let dataDirectory = settings.path("PRIVIA_DATA_DIR", default: "./var")
+        let socket = settings.string("PRIVIA_RELAY_SOCKET", default: dataDirectory + "/run/privia-relay.sock")
+        let unixSocketPath: String? = socket == "off" ? nil : EnvironmentSettings.absolute(socket)
+        let tcpPort = try settings.optionalInt("PRIVIA_RELAY_PORT", in: 1...65535)
         if unixSocketPath == nil && tcpPort == nil {
-            throw RelayConfigurationError("PRIVIA_RELAY_SOCKET=off needs PRIVIA_RELAY_PORT, or the relay listens nowhere")
+            throw ConfigurationError("PRIVIA_RELAY_SOCKET=off needs PRIVIA_RELAY_PORT, or the relay listens nowhere")
         }
-        let levels: [String: RelayLog.Level] = ["debug": .debug, "info": .info, "warning": .warning, "error": .error]
-        let levelName = value("PRIVIA_LOG_LEVEL")?.lowercased() ?? "info"
-        guard let logLevel = levels[levelName] else {
-            throw RelayConfigurationError("PRIVIA_LOG_LEVEL must be debug, info, warning or error, not '\(levelName)'")
-        }
-        let origins = (value("PRIVIA_ALLOWED_ORIGINS") ?? "").split(separator: ",")
+        let origins = (settings.string("PRIVIA_ALLOWED_ORIGINS") ?? "").split(separator: ",")
             .map { UpgradeRequest.normalizeOrigin(String($0)) }.filter { !$0.isEmpty }
         return RelayConfiguration(
             dataDirectory: dataDirectory,
             unixSocketPath: unixSocketPath,
             tcpPort: tcpPort,
-            poolSocketPath: value("PRIVIA_FCGI_SOCKET").map(absolute) ?? dataDirectory + "/run/privia-fcgi.sock",
-            listenGroup: value("PRIVIA_LISTEN_GROUP"),
-            pingInterval: .seconds(Int64(try int("PRIVIA_WS_PING_SECONDS", 1...3600) ?? 30)),
+            poolSocketPath: settings.path("PRIVIA_FCGI_SOCKET", default: dataDirectory + "/run/privia-fcgi.sock"),
+            listenGroup: settings.string("PRIVIA_LISTEN_GROUP"),
+            pingInterval: .seconds(Int64(try settings.int("PRIVIA_WS_PING_SECONDS", default: 30, in: 1...3600))),
             allowedOrigins: Set(origins),
-            threads: try int("PRIVIA_RELAY_THREADS", 1...256) ?? System.coreCount,
-            eventsEnabled: value("PRIVIA_WS_EVENTS") != "off",
-            logLevel: logLevel
+            threads: try settings.int("PRIVIA_RELAY_THREADS", default: System.coreCount, in: 1...256),
+            eventsEnabled: try settings.flag("PRIVIA_WS_EVENTS", default: true),
+            logLevel: try settings.choice("PRIVIA_LOG_LEVEL", default: LogLevel.info).level
         )
-    }
-
-    private static func absolute(_ path: String) -> String {
-        if path.hasPrefix("/") { return path }
-        return FileManager.default.currentDirectoryPath + "/" + (path.hasPrefix("./") ? String(path.dropFirst(2)) : path)
     }
 }
 
-/// A setting the relay refuses to start with; the message says how to fix it.
-public struct RelayConfigurationError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
+/// The levels `PRIVIA_LOG_LEVEL` names.
+public enum LogLevel: String, CaseIterable, Sendable {
+    case debug, info, warning, error
+
+    var level: Logger.Level {
+        switch self {
+        case .debug: .debug
+        case .info: .info
+        case .warning: .warning
+        case .error: .error
+        }
+    }
 }

@@ -1,8 +1,11 @@
 import Foundation
+import Logging
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import NIOWebSocket
+import PriviaSupport
+import Synchronization
 
 /// The relay's listeners and the pipeline of each accepted connection:
 /// HTTP/1.1 → (`/api/ws/chat` upgrade → ask the pool who the token is → chat socket)
@@ -13,7 +16,7 @@ public final class RelayServer: Sendable {
     private let group: any EventLoopGroup
     private let environment: ChatSocketEnvironment
     private let authenticator: PoolAuthenticator
-    private let listeners = Locked<[any Channel]>([])
+    private let listeners = Mutex<[any Channel]>([])
 
     /// `transport` defaults to a FastCGI client of the pool's socket; tests may pass another.
     public init(configuration: RelayConfiguration, group: any EventLoopGroup, transport: (any PoolTransport)? = nil) {
@@ -36,12 +39,12 @@ public final class RelayServer: Sendable {
             let channel = try await bootstrap.bind(unixDomainSocketPath: path).get()
             listeners.withLock { $0.append(channel) }
             try UnixSocketFile.restrict(path, group: configuration.listenGroup)
-            RelayLog.shared.info("listening", ["socket": .string(path)])
+            relayLog.info("listening", metadata: ["socket": .string(path)])
         }
         if let port = configuration.tcpPort {
             let channel = try await bootstrap.bind(host: "127.0.0.1", port: port).get()
             listeners.withLock { $0.append(channel) }
-            RelayLog.shared.info("listening", ["address": .string("127.0.0.1:\(channel.localAddress?.port ?? port)")])
+            relayLog.info("listening", metadata: ["address": .string("127.0.0.1:\(channel.localAddress?.port ?? port)")])
         }
     }
 
@@ -64,7 +67,7 @@ public final class RelayServer: Sendable {
             try? await Task.sleep(nanoseconds: 20_000_000)
         }
         if let path = configuration.unixSocketPath { unlink(path) }
-        RelayLog.shared.info("stopped", ["sockets_left": .int(registry.count)])
+        relayLog.info("stopped", metadata: ["sockets_left": .stringConvertible(registry.count)])
     }
 
     private func makeBootstrap() -> ServerBootstrap {
@@ -123,43 +126,24 @@ enum UnixSocketFile {
         let directory = (path as NSString).deletingLastPathComponent
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         guard FileManager.default.fileExists(atPath: path) else { return }
-        if isListening(path) {
-            throw RelayConfigurationError("another process is listening on \(path); stop it first")
+        if try UnixSocketProbe.isListening(path) {
+            throw ConfigurationError("another process is listening on \(path); stop it first")
         }
         guard unlink(path) == 0 else {
-            throw RelayConfigurationError("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot remove the stale socket \(path): \(String(cString: strerror(errno)))")
         }
     }
 
     static func restrict(_ path: String, group: String?) throws {
         guard chmod(path, 0o660) == 0 else {
-            throw RelayConfigurationError("cannot chmod \(path): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot chmod \(path): \(String(cString: strerror(errno)))")
         }
         guard let group else { return }
         guard let entry = getgrnam(group) else {
-            throw RelayConfigurationError("PRIVIA_LISTEN_GROUP names an unknown group '\(group)'")
+            throw ConfigurationError("PRIVIA_LISTEN_GROUP names an unknown group '\(group)'")
         }
         guard chown(path, uid_t.max, entry.pointee.gr_gid) == 0 else {
-            throw RelayConfigurationError("cannot give \(path) to group \(group): \(String(cString: strerror(errno)))")
+            throw ConfigurationError("cannot give \(path) to group \(group): \(String(cString: strerror(errno)))")
         }
-    }
-
-    private static func isListening(_ path: String) -> Bool {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return false }
-        defer { close(fd) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { return false }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0
     }
 }

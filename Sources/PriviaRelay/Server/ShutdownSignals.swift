@@ -15,8 +15,9 @@ public enum ShutdownSignals {
             source.resume()
             return source
         }
-        let kept = Locked(sources)  // the sources must outlive this call
-        continuation.onTermination = { _ in kept.withLock { $0.forEach { $0.cancel() } } }
+        // The sources must outlive this call; only the termination handler touches them again.
+        nonisolated(unsafe) let kept = sources
+        continuation.onTermination = { _ in kept.forEach { $0.cancel() } }
         return stream
     }
 }

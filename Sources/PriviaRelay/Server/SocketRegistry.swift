@@ -1,5 +1,7 @@
 import NIOCore
 import PriviaCore
+import PriviaSupport
+import Synchronization
 
 /// Messages the server sends into a socket's pipeline from outside its event loop.
 public enum RelayNotice: Sendable {
@@ -23,7 +25,7 @@ public final class SocketRegistry: Sendable {
         var userOf: [ObjectIdentifier: String] = [:]
     }
 
-    private let state = Locked(State())
+    private let state = Mutex(State())
 
     public init() {}
 

@@ -1,4 +1,5 @@
 import NIOHTTP1
+import PriviaCore
 
 /// What the relay reads from the HTTP request that opens a socket.
 public struct UpgradeRequest: Sendable {
@@ -53,24 +54,13 @@ public struct UpgradeRequest: Sendable {
         return origin
     }
 
-    /// The first present of: `Authorization: Bearer …`, the `auth-token` cookie, the `token`
-    /// query parameter (percent-decoded). Empty values count as absent.
+    /// The first present of: `Authorization: Bearer …`, the `auth-token` cookie (both as the
+    /// API reads them, `PresentedToken`), the `token` query parameter (percent-decoded): browsers
+    /// cannot set headers on a WebSocket. Empty values count as absent.
     public var token: String? {
-        if let authorization = head.headers.first(name: "authorization") {
-            let value = authorization.trimmingSpaces()
-            if value.count > 7, value.prefix(7).lowercased() == "bearer " {
-                let token = String(value.dropFirst(7)).trimmingSpaces()
-                if !token.isEmpty { return token }
-            }
-        }
-        for header in head.headers[canonicalForm: "cookie"] {
-            for pair in header.split(separator: ";") {
-                let trimmed = pair.drop(while: { $0 == " " })
-                if let eq = trimmed.firstIndex(of: "="), trimmed[..<eq] == "auth-token" {
-                    let value = String(trimmed[trimmed.index(after: eq)...]).trimmingSpaces()
-                    if !value.isEmpty { return value }
-                }
-            }
+        if let token = PresentedToken.find(authorization: head.headers.first(name: "authorization"),
+                                           cookieHeaders: head.headers[canonicalForm: "cookie"].map(String.init)) {
+            return token
         }
         for pair in query.split(separator: "&") {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)

@@ -1,6 +1,8 @@
+import Logging
 import NIOCore
 import NIOWebSocket
 import PriviaCore
+import PriviaSupport
 
 /// What every chat socket of one server shares.
 public struct ChatSocketEnvironment: Sendable {
@@ -10,15 +12,18 @@ public struct ChatSocketEnvironment: Sendable {
     public var pingInterval: TimeAmount
     /// How long to wait for the client's close frame after sending ours.
     public var closeTimeout: TimeAmount
+    /// How long a stopped turn may take to send its `done`; past it the relay ends the turn itself.
+    public var stopTimeout: TimeAmount
     public var maxMessageSize: Int
 
     public init(transport: any PoolTransport, registry: SocketRegistry = SocketRegistry(),
                 pingInterval: TimeAmount = .seconds(30), closeTimeout: TimeAmount = .seconds(5),
-                maxMessageSize: Int = 64 * 1024) {
+                stopTimeout: TimeAmount = .seconds(10), maxMessageSize: Int = 64 * 1024) {
         self.transport = transport
         self.registry = registry
         self.pingInterval = pingInterval
         self.closeTimeout = closeTimeout
+        self.stopTimeout = stopTimeout
         self.maxMessageSize = maxMessageSize
     }
 }
@@ -38,6 +43,8 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         let call: any PoolCall
         let requestID: String
         let started: NIODeadline
+        /// Set while a stop waits for the turn's `done`.
+        var stopBound: Scheduled<Void>?
     }
 
     private let identity: SocketIdentity
@@ -78,10 +85,10 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         case .rejected(let reason):
             close(.policyViolation, reason: reason)
         case .unavailable:
-            RelayLog.shared.warning("socket refused: the pool could not authenticate it")
+            relayLog.warning("socket refused: the pool could not authenticate it")
             close(.unexpectedServerError, reason: "Authentication is unavailable, try again")
         case .user(let id, _):
-            RelayLog.shared.info("socket opened", ["user_id": .string(id), "remote_addr": .string(remoteAddress)])
+            relayLog.info("socket opened", metadata: ["user_id": .string(id), "remote_addr": .string(remoteAddress)])
             schedulePing()
         }
     }
@@ -144,7 +151,7 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
             lifecycle = .closing
             return
         }
-        RelayLog.shared.warning("socket error", ["error": .string(String(describing: error))])
+        relayLog.warning("socket error", metadata: ["error": .string(String(describing: error))])
         context.close(promise: nil)
     }
 
@@ -157,10 +164,13 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
                 send(frame)
             case .startTurn(let turn, let body):
                 startTurn(turn, body: body)
+            case .stopTurn(let turn):
+                stopTurn(turn)
             case .cancelTurn(let turn):
                 if let upstream = upstreams.removeValue(forKey: turn) {
+                    upstream.stopBound?.cancel()
                     upstream.call.cancel()
-                    logTurnEnd(upstream, outcome: "stopped")
+                    logTurnEnd(upstream, outcome: "cancelled")
                 }
             }
         }
@@ -170,24 +180,41 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         guard let context, case .user(let id, let token) = identity else { return }
         let requestID = PoolRequests.newRequestID()
         let request = PoolRequests.stream(body: body, token: token, remoteAddress: remoteAddress, requestID: requestID)
-        RelayLog.shared.info("turn started", ["user_id": .string(id), "request_id": .string(requestID)])
+        relayLog.info("turn started", metadata: ["user_id": .string(id), "request_id": .string(requestID)])
         let call = environment.transport.start(request, on: context.eventLoop) { [weak self] event in
             self?.upstream(event, turn: turn)
         }
         upstreams[turn] = Upstream(call: call, requestID: requestID, started: .now())
     }
 
+    /// Asks the pool to stop and bounds the wait for the turn's `done`.
+    private func stopTurn(_ turn: ChatSocketSession.TurnID) {
+        guard let context, upstreams[turn] != nil else { return }
+        upstreams[turn]?.call.stop()
+        upstreams[turn]?.stopBound = context.eventLoop.assumeIsolated().scheduleTask(in: environment.stopTimeout) { [weak self] in
+            guard let self else { return }
+            if let upstream = self.upstreams[turn] {
+                relayLog.warning("stop not answered in time", metadata: ["request_id": .string(upstream.requestID)])
+            }
+            self.perform(self.session.stopTimedOut(turn))
+        }
+    }
+
     private func upstream(_ event: FastCGIResponseEvent, turn: ChatSocketSession.TurnID) {
         let wasRunning = session.runningTurn == turn
+        let wasStopping = wasRunning && session.isStopping
         perform(session.receive(event, forTurn: turn))
+        let ended = wasRunning && session.runningTurn != turn
+        if ended { upstreams[turn]?.stopBound?.cancel() }
         switch event {
         case .end, .failed:
-            if let upstream = upstreams.removeValue(forKey: turn), wasRunning {
+            if let upstream = upstreams.removeValue(forKey: turn), ended {
                 logTurnEnd(upstream, outcome: outcome(of: event))
             }
         case .head, .body:
-            if wasRunning, session.runningTurn == nil, let upstream = upstreams[turn] {
-                logTurnEnd(upstream, outcome: "answered")  // `done` or `error` sent; the pool is closing up
+            if ended, let upstream = upstreams[turn] {
+                // `done` or `error` sent; the pool is closing up
+                logTurnEnd(upstream, outcome: wasStopping ? "stopped" : "answered")
             }
         }
     }
@@ -199,9 +226,9 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
 
     private func logTurnEnd(_ upstream: Upstream, outcome: String) {
         let elapsed = (NIODeadline.now() - upstream.started).nanoseconds / 1_000_000
-        RelayLog.shared.info("turn finished", [
-            "user_id": .optional(userID), "request_id": .string(upstream.requestID),
-            "outcome": .string(outcome), "duration_ms": .int(Int(elapsed)),
+        relayLog.info("turn finished", metadata: [
+            "user_id": .string(userID ?? ""), "request_id": .string(upstream.requestID),
+            "outcome": .string(outcome), "duration_ms": .stringConvertible(Int(elapsed)),
         ])
     }
 
@@ -233,8 +260,8 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
             loopContext.close(promise: nil)
         }
         if code != .goingAway && code != .normalClosure {
-            RelayLog.shared.info("socket closing", ["code": .int(Int(code.number)), "reason": .string(reason),
-                                                    "user_id": .optional(userID)])
+            relayLog.info("socket closing", metadata: ["code": .stringConvertible(Int(code.number)), "reason": .string(reason),
+                                                    "user_id": .string(userID ?? "")])
         }
     }
 
@@ -273,7 +300,7 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
     private func pingTick() {
         guard let context, lifecycle == .open else { return }
         if unansweredPings >= 2 {
-            RelayLog.shared.info("socket closed: no pong", ["user_id": .optional(userID)])
+            relayLog.info("socket closed: no pong", metadata: ["user_id": .string(userID ?? "")])
             context.close(promise: nil)
             return
         }
@@ -288,7 +315,10 @@ public final class WebSocketChatHandler: ChannelInboundHandler {
         pingTimer?.cancel()
         closeTimer?.cancel()
         perform(session.socketClosed())
-        for upstream in upstreams.values { upstream.call.cancel() }
+        for upstream in upstreams.values {
+            upstream.stopBound?.cancel()
+            upstream.call.cancel()
+        }
         upstreams.removeAll()
         if let context { environment.registry.remove(context.channel) }
     }

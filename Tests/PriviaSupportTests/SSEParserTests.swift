@@ -1,5 +1,5 @@
 import Testing
-@testable import PriviaRelay
+@testable import PriviaSupport
 
 @Suite struct SSEParserTests {
     private func parse(_ text: String) throws -> [SSEEvent] {
@@ -68,5 +68,13 @@ import Testing
         var parser = SSEParser()
         let line = [UInt8](repeating: UInt8(ascii: "a"), count: SSEParser.maxLineLength + 1)
         #expect(throws: SSEParser.Failure.lineTooLong) { try parser.feed(line) }
+    }
+
+    @Test func aStreamEndingWithoutItsBlankLineStillDispatchesItsLastEvent() throws {
+        var parser = SSEParser()
+        let events = try parser.feed(Array("\u{FEFF}event: error\rdata: a\rdata:b\r\r: note\n\nid: 3\ndata: c\n\ndata: tail".utf8))
+        #expect(events == [SSEEvent(type: "error", data: "a\nb"), SSEEvent(data: "c")])
+        #expect(try parser.finish() == SSEEvent(data: "tail"))
+        #expect(try parser.finish() == nil)
     }
 }

@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import PriviaCore
+@testable import PriviaSupport
 
 @Suite struct EncodingTests {
     @Test func base64URLRoundTripsEveryLengthAndMatchesFoundation() throws {

@@ -10,17 +10,18 @@ public struct SSEEvent: Sendable, Equatable {
 }
 
 /// An incremental `text/event-stream` parser following the WHATWG HTML specification,
-/// section "Interpreting an event stream".
+/// section "Interpreting an event stream". It reads both a provider's stream (the internet)
+/// and the pool's (the relay), so every buffer it grows is bounded.
 ///
 /// Lines end with CRLF, LF or CR, and a chunk may end anywhere (inside a line, between the
-/// CR and LF of one line break, inside a UTF-8 sequence). `data:` lines of one event are joined
-/// with "\n"; a blank line dispatches; lines starting with ":" are comments (heartbeats); one
-/// space after the colon is dropped; `id` and `retry` are ignored because the relay never
-/// reconnects the upstream.
-public struct SSEParser {
+/// CR and LF of one line break, inside a UTF-8 sequence): lines are decoded only once complete.
+/// `data:` lines of one event are joined with "\n"; a blank line dispatches; lines starting with
+/// ":" are comments (heartbeats, OpenRouter's keep-alives); one space after the colon is dropped;
+/// `id` and `retry` are ignored because neither reader ever reconnects.
+public struct SSEParser: Sendable {
     public enum Failure: Error, Equatable { case lineTooLong, eventTooLarge }
 
-    /// Upper bounds that keep a broken upstream from growing a buffer without end.
+    /// Upper bounds that keep a broken or hostile peer from growing a buffer without end.
     public static let maxLineLength = 1 << 20
     public static let maxEventLength = 4 << 20
 
@@ -53,6 +54,13 @@ public struct SSEParser {
             }
         }
         return events
+    }
+
+    /// The event a stream ended in without its closing blank line: its last line counts even
+    /// when unterminated.
+    public mutating func finish() throws -> SSEEvent? {
+        if !line.isEmpty, let event = try endLine() { return event }
+        return try endLine()  // the blank line the stream did not send
     }
 
     private mutating func endLine() throws -> SSEEvent? {

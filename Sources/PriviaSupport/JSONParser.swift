@@ -1,8 +1,12 @@
 /// A strict RFC 8259 parser into `JSON`, for request bodies, socket frames and provider chunks.
+/// Strings must be Unicode text: bytes that are not UTF-8 and lone surrogate escapes are
+/// refused, not replaced with U+FFFD (RFC 8259 section 8.1, RFC 7493 section 2.1).
 public struct JSONParser {
     public struct Failure: Error, CustomStringConvertible {
         public let offset: Int
         public let reason: String
+        /// The JSON is well formed up to here, but one of its strings is not Unicode text.
+        public var isInvalidText = false
         public var description: String { "invalid JSON at byte \(offset): \(reason)" }
     }
 
@@ -24,6 +28,8 @@ public struct JSONParser {
     private init(bytes: [UInt8]) { self.bytes = bytes }
 
     private func fail(_ reason: String) -> Failure { Failure(offset: index, reason: reason) }
+
+    private func invalidText(_ reason: String) -> Failure { Failure(offset: index, reason: reason, isInvalidText: true) }
 
     private mutating func skipSpace() {
         while index < bytes.count, [0x20, 0x09, 0x0a, 0x0d].contains(bytes[index]) { index += 1 }
@@ -125,7 +131,8 @@ public struct JSONParser {
             index += 1
             switch c {
             case UInt8(ascii: "\""):
-                return String(decoding: out, as: UTF8.self)
+                guard let text = String(validating: out, as: UTF8.self) else { throw invalidText("text that is not UTF-8") }
+                return text
             case UInt8(ascii: "\\"):
                 guard index < bytes.count else { throw fail("unterminated escape") }
                 let e = bytes[index]
@@ -141,14 +148,15 @@ public struct JSONParser {
                 case UInt8(ascii: "t"): out.append(0x09)
                 case UInt8(ascii: "u"):
                     var scalar = try hex4()
-                    if (0xD800...0xDBFF).contains(scalar), bytes.count - index >= 6,
-                       bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u") {
+                    if (0xD800...0xDBFF).contains(scalar) {
+                        guard bytes.count - index >= 6, bytes[index] == UInt8(ascii: "\\"), bytes[index + 1] == UInt8(ascii: "u")
+                        else { throw invalidText("a lone surrogate escape") }
                         index += 2
                         let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw fail("bad surrogate pair") }
+                        guard (0xDC00...0xDFFF).contains(low) else { throw invalidText("a lone surrogate escape") }
                         scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     }
-                    let unicode = Unicode.Scalar(scalar) ?? "\u{FFFD}"
+                    guard let unicode = Unicode.Scalar(scalar) else { throw invalidText("a lone surrogate escape") }
                     out += Array(String(Character(unicode)).utf8)
                 default: throw fail("bad escape")
                 }
