@@ -3,6 +3,7 @@ line by line exactly as Privia's frontend (hooks/useChatSSE.ts) does."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 
@@ -73,3 +74,18 @@ class FrontendSSE:
                 if data and data != "[DONE]":
                     self.answer += data
                     self.token_events += 1
+
+
+def hold_streams(client: httpx.Client, token: str, count: int, held: contextlib.ExitStack) -> list:
+    """Opens `count` SSE turns, each read up to its second token and left open in `held`:
+    streams the pool is holding a thread for. Returns (parser, remaining chunks) per stream."""
+    streams = []
+    for index in range(count):
+        r = held.enter_context(client.stream("POST", "/api/stream", headers=bearer(token),
+                                             json={"question": f"a long answer {index}"}))
+        assert r.status_code == 200
+        parser, chunks = FrontendSSE(), r.iter_text()
+        while parser.token_events < 2:
+            parser.feed(next(chunks))
+        streams.append((parser, chunks))
+    return streams

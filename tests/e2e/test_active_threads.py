@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
-from api_client import FrontendSSE, bearer, sign_up_and_in
+from api_client import bearer, hold_streams, sign_up_and_in
 
 
 def test_held_streams_do_not_hold_up_other_requests_with_one_active_thread(make_stack):
@@ -16,15 +16,7 @@ def test_held_streams_do_not_hold_up_other_requests_with_one_active_thread(make_
                         "PRIVIA_STUB_DELAY_MS": "60"}, name="active-streams")
     with stack.client() as client, contextlib.ExitStack() as held:
         token, _ = sign_up_and_in(client)
-        streams = []
-        for index in range(3):
-            r = held.enter_context(client.stream("POST", "/api/stream", headers=bearer(token),
-                                                 json={"question": f"a long answer {index}"}))
-            assert r.status_code == 200
-            parser, chunks = FrontendSSE(), r.iter_text()
-            while parser.token_events < 2:
-                parser.feed(next(chunks))
-            streams.append((parser, chunks))
+        streams = hold_streams(client, token, 3, held)
         # Served while all three streams are still running: their answers are not stored yet.
         listed = client.get("/api/conversations", headers=bearer(token))
         assert listed.status_code == 200

@@ -9,7 +9,7 @@ import os
 import time
 from pathlib import Path
 
-from api_client import FrontendSSE, bearer, sign_up_and_in
+from api_client import bearer, hold_streams, sign_up_and_in
 
 
 def serving_threads(pid: int) -> int:
@@ -39,16 +39,8 @@ def test_a_worker_starts_threads_as_streams_need_them_and_ends_the_idle_ones(mak
     wait_until_serving(worker, 2)
     with stack.client() as client, contextlib.ExitStack() as held:
         token, _ = sign_up_and_in(client)
-        streams = []
         # Ten streams held at once (each about 40 tokens at 200 ms): each needs a thread of its own.
-        for index in range(10):
-            r = held.enter_context(client.stream("POST", "/api/stream", headers=bearer(token),
-                                                 json={"question": f"a long answer {index}"}))
-            assert r.status_code == 200
-            parser, chunks = FrontendSSE(), r.iter_text()
-            while parser.token_events < 2:
-                parser.feed(next(chunks))
-            streams.append((parser, chunks))
+        streams = hold_streams(client, token, 10, held)
         assert all(not parser.done for parser, _ in streams), "a stream ended before the last one started"
         # One per held stream, and spare ones waiting to accept, never beyond PRIVIA_THREADS.
         assert 10 < serving_threads(worker) <= 12
